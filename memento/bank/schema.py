@@ -1,0 +1,133 @@
+"""The bank's SQLite schema and the mapping between rows and `Case` objects.
+
+SQLite is the source of truth: every case row holds its embedding as a float32 blob,
+so the FAISS index can always be rebuilt from it. `vid` is the case's id inside FAISS;
+it is never reused, and a re-embedded case gets a new one, so the change log
+(`bank_changes`) can replay adds and deletes in order in any process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any, Iterable
+
+import numpy as np
+
+from memento.case import Case, namespace_key
+from memento.errors import ValidationError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bank_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cases (
+    id TEXT PRIMARY KEY,
+    vid INTEGER NOT NULL UNIQUE,
+    namespace TEXT NOT NULL,
+    task TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    trajectory TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    reward REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cases_namespace ON cases (namespace);
+CREATE INDEX IF NOT EXISTS cases_created_at ON cases (created_at);
+CREATE TABLE IF NOT EXISTS bank_changes (
+    generation INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('add', 'del')),
+    vid INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bank_changes_generation ON bank_changes (generation);
+"""
+
+CASE_COLUMNS = ("id", "vid", "namespace", "task", "plan", "trajectory", "answer", "reward",
+                "created_at", "updated_at", "metadata", "embedding")
+CASE_FIELDS = "id, namespace, task, plan, trajectory, answer, reward, created_at, updated_at, metadata"
+SELECT_CASE = f"SELECT {CASE_FIELDS} FROM cases"
+
+
+def case_to_row(case: Case, vid: int, vector: np.ndarray) -> tuple:
+    return (
+        case.id, vid, namespace_key(case.namespace), case.task,
+        json.dumps(case.plan, ensure_ascii=False),
+        json.dumps([step.model_dump(mode="json") for step in case.trajectory], ensure_ascii=False),
+        case.answer, case.reward, case.created_at.isoformat(), case.updated_at.isoformat(),
+        json.dumps(case.metadata, ensure_ascii=False, default=str),
+        np.asarray(vector, dtype=np.float32).tobytes(),
+    )
+
+
+def row_to_case(row: sqlite3.Row | tuple) -> Case:
+    """Build a Case from a row selected with SELECT_CASE (already validated when stored)."""
+    id_, namespace, task, plan, trajectory, answer, reward, created, updated, metadata = row
+    return Case.model_construct(
+        id=id_, namespace=tuple(namespace.split("/")), task=task, plan=json.loads(plan),
+        trajectory=[_step(s) for s in json.loads(trajectory)], answer=answer, reward=reward,
+        created_at=datetime.fromisoformat(created), updated_at=datetime.fromisoformat(updated),
+        metadata=json.loads(metadata),
+    )
+
+
+def _step(data: dict[str, Any]):
+    from memento.case import Step
+
+    return Step.model_construct(**data)
+
+
+def blob_to_vector(blob: bytes, dim: int) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32, count=dim)
+
+
+def filter_sql(*, namespace=None, namespace_prefix=None, where: dict[str, Any] | None = None,
+               min_reward: float | None = None, max_reward: float | None = None,
+               text: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, ids: Iterable[str] | None = None) -> tuple[str, list]:
+    """A WHERE clause (or '') and its parameters for the usual case filters.
+
+    `namespace` matches exactly; `namespace_prefix` matches that namespace and all below it.
+    `where` is equality on metadata keys, e.g. {"dataset": "hotpotqa"}.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    if namespace is not None:
+        clauses.append("namespace = ?")
+        params.append(namespace_key(namespace))
+    if namespace_prefix:
+        prefix = namespace_key(namespace_prefix)
+        clauses.append("(namespace = ? OR substr(namespace, 1, ?) = ?)")
+        params += [prefix, len(prefix) + 1, prefix + "/"]
+    for key, value in (where or {}).items():
+        if not isinstance(key, str) or not key or '"' in key:
+            raise ValidationError(f"metadata filter key {key!r} must be a non-empty string without '\"'")
+        if isinstance(value, (dict, list)) or value is None:
+            raise ValidationError(
+                f"metadata filter {key}={value!r}: only equality on strings, numbers and booleans is supported"
+            )
+        clauses.append(f"json_extract(metadata, '$.\"{key}\"') = ?")
+        params.append(int(value) if isinstance(value, bool) else value)
+    if min_reward is not None:
+        clauses.append("reward >= ?")
+        params.append(float(min_reward))
+    if max_reward is not None:
+        clauses.append("reward <= ?")
+        params.append(float(max_reward))
+    if text:
+        clauses.append("(instr(lower(task), lower(?)) > 0 OR instr(lower(answer), lower(?)) > 0)")
+        params += [text, text]
+    if since is not None:
+        clauses.append("created_at >= ?")
+        params.append(since.isoformat())
+    if until is not None:
+        clauses.append("created_at < ?")
+        params.append(until.isoformat())
+    if ids is not None:
+        ids = list(ids)
+        clauses.append(f"id IN ({','.join('?' * len(ids))})" if ids else "0")
+        params += ids
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params

