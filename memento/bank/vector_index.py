@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ class IndexConfig:
     """HNSW build-time beam width."""
     ef_search: int = 64
     """HNSW query-time beam width (higher: better recall, slower)."""
+    search_threads: int = 1
+    """OpenMP threads per search; waking more costs more than it saves for one query on a small machine."""
 
 
 class VectorIndex:
@@ -85,7 +88,8 @@ class VectorIndex:
             params = faiss.SearchParametersHNSW(efSearch=max(self.config.ef_search, fetch), sel=selector)
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        scores, vids = self.index.search(queries, fetch, params=params)
+        with omp_threads(self.config.search_threads):
+            scores, vids = self.index.search(queries, fetch, params=params)
         if self.removed:
             scores, vids = _drop_removed(scores, vids, self.removed, k)
         return scores[:, :k], vids[:, :k]
@@ -135,6 +139,17 @@ class VectorIndex:
     @classmethod
     def load(cls, path: Path, config: IndexConfig) -> tuple["VectorIndex", int]:
         return cls.from_bytes(path.read_bytes(), config)
+
+
+@contextmanager
+def omp_threads(n: int):
+    """Run FAISS with n OpenMP threads inside the block (a process-wide setting, restored after)."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _drop_removed(scores: np.ndarray, vids: np.ndarray, removed: set[int], k: int):
