@@ -14,6 +14,10 @@
     │   └── StructuredOutputError  the model's output did not match the schema, even after a repair
     ├── MissingExtraError      an optional dependency is not installed (names the extra)
     ├── ToolError              a tool could not run (the sandbox, a file reader, a search index)
+    │   └── WebError           a web search or page fetch failed
+    │       ├── WebTimeoutError     no answer within the timeout
+    │       ├── WebConnectionError  the service could not be reached
+    │       └── WebResponseError    an error status, or a body that cannot be used
     └── DataError              an eval data file is missing or malformed
 
 Messages name the value, the rule it broke and how to fix it, because the CLI shows them as they are.
@@ -87,6 +91,22 @@ class MissingExtraError(MementoError, ImportError):
 
 class ToolError(MementoError):
     """A tool could not run: the sandbox, a file reader, a search index, a web adapter."""
+
+
+class WebError(ToolError):
+    """A web search or page fetch failed."""
+
+
+class WebTimeoutError(WebError):
+    """The service gave no answer within the timeout."""
+
+
+class WebConnectionError(WebError):
+    """The service could not be reached."""
+
+
+class WebResponseError(WebError):
+    """The service answered with an error status, or with a body that cannot be used."""
 
 
 class DataError(MementoError):

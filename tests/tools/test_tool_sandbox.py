@@ -1,0 +1,159 @@
+"""PythonSandbox: normal runs and each limit (time, memory, network, writes, output size)."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+
+import pytest
+
+from memento.tools.sandbox import PythonSandbox, SandboxLimits, network_namespace_command, python_tool
+
+LIMITS = SandboxLimits(time_s=2.0, memory_mb=256, max_output_chars=1000)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> PythonSandbox:
+    return PythonSandbox(LIMITS)
+
+
+def test_normal_code_runs_in_a_fresh_scratch_directory(sandbox):
+    result = sandbox.run(textwrap.dedent("""
+        import os, pathlib, sys
+        pathlib.Path("notes.txt").write_text("kept inside")
+        print(open("notes.txt").read(), os.getcwd().split("/")[-1].startswith("memento-sandbox-"))
+        print(sorted(os.environ))
+        print("warning", file=sys.stderr)
+    """))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "kept inside True"
+    assert "PATH" in lines[1] and "OPENAI_API_KEY" not in lines[1]
+    assert result.stderr == "warning\n"
+    assert not (result.timed_out or result.memory_exceeded or result.truncated)
+
+
+def test_an_error_gives_its_traceback_with_the_source_line(sandbox):
+    result = sandbox.run("x = 1\nx / 0\n")
+    assert result.exit_code == 1
+    assert 'File "<sandbox>", line 2' in result.stderr and "x / 0" in result.stderr
+    assert result.stderr.rstrip().endswith("ZeroDivisionError: division by zero")
+    assert "_sandbox_guard" not in result.stderr
+
+
+def test_an_infinite_loop_is_killed_at_the_time_limit(sandbox):
+    result = sandbox.run("while True:\n    pass\n")
+    assert result.timed_out
+    assert result.exit_code < 0
+    assert LIMITS.time_s <= result.duration_s < LIMITS.time_s + 1.5
+
+
+def test_a_forked_child_dies_with_the_run(sandbox):
+    result = sandbox.run("import os, time\nif os.fork() == 0:\n    time.sleep(60)\nprint('parent done')\n")
+    assert result.stdout == "parent done\n" and result.duration_s < LIMITS.time_s
+
+
+@pytest.mark.parametrize("bomb", [
+    "x = bytearray(4 * 1024**3)",
+    "chunks = []\nwhile True:\n    chunks.append(bytearray(10 * 1024**2))",
+])
+def test_a_memory_bomb_hits_the_memory_limit(sandbox, bomb):
+    result = sandbox.run(bomb)
+    assert result.memory_exceeded, result.stderr
+    assert result.exit_code != 0 and not result.timed_out
+    assert "256 MB" in result.stderr
+
+
+@pytest.fixture
+def listener():
+    """A TCP server on 127.0.0.1 that counts the connections it accepts."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.mark.parametrize("isolation", ["auto", "guard"])
+def test_a_network_call_fails_and_reaches_nothing(listener, isolation):
+    port, accepted = listener
+    sandbox = PythonSandbox(SandboxLimits(time_s=5.0, network_isolation=isolation))
+    result = sandbox.run(f"import urllib.request\nurllib.request.urlopen('http://127.0.0.1:{port}/', timeout=2)")
+    assert result.exit_code == 1
+    assert "network access is disabled" in result.stderr
+    assert accepted == []
+
+
+def test_the_network_namespace_stops_code_that_goes_around_the_guard(listener):
+    if network_namespace_command() is None:
+        pytest.skip("`unshare --net` does not work on this machine; only the bootstrap guard is available")
+    port, accepted = listener
+    sandbox = PythonSandbox(SandboxLimits(time_s=5.0, network_isolation="namespace"))
+    assert sandbox.network_isolation == "namespace"
+    result = sandbox.run(f"import _socket\ns = _socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', {port}))")
+    assert result.exit_code == 1
+    assert "OSError" in result.stderr or "ConnectionRefusedError" in result.stderr
+    assert accepted == []
+
+
+@pytest.mark.parametrize("write", [
+    "open({target!r}, 'w').write('escaped')",
+    "import os\nos.close(os.open({target!r}, os.O_WRONLY | os.O_CREAT))",
+    "import pathlib\npathlib.Path({target!r}).write_text('escaped')",
+    "import os\nos.symlink({target!r}, 'link')\nopen('link', 'w').write('escaped')",
+    "import shutil\nopen('here.txt', 'w').write('escaped')\nshutil.move('here.txt', {target!r})",
+    "import subprocess\nsubprocess.run(['touch', {target!r}])",
+])
+def test_a_write_outside_the_scratch_directory_fails(sandbox, tmp_path, write):
+    target = tmp_path / "outside.txt"
+    result = sandbox.run(write.format(target=str(target)))
+    assert result.exit_code == 1
+    assert "PermissionError" in result.stderr
+    assert not target.exists()
+
+
+def test_a_file_outside_cannot_be_deleted(sandbox, tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    result = sandbox.run(f"import os\nos.remove({str(precious)!r})")
+    assert "PermissionError" in result.stderr
+    assert precious.read_text() == "keep me"
+
+
+def test_long_output_keeps_head_and_tail(sandbox):
+    result = sandbox.run("for i in range(10000):\n    print(f'line {i}')")
+    assert result.truncated and result.exit_code == 0
+    assert result.stdout.startswith("line 0\nline 1\n")
+    assert result.stdout.rstrip().endswith("line 9999")
+    assert "[truncated:" in result.stdout
+    assert len(result.stdout) < LIMITS.max_output_chars + 100
+
+
+def test_a_given_scratch_dir_keeps_files_between_runs(tmp_path):
+    sandbox = PythonSandbox(LIMITS, scratch_dir=tmp_path / "work")
+    assert sandbox.run("open('state.txt', 'w').write('42')").exit_code == 0
+    assert sandbox.run("print(open('state.txt').read())").stdout == "42\n"
+    assert (tmp_path / "work" / "state.txt").read_text() == "42"
+
+
+def test_python_tool_reports_exit_code_and_output():
+    tool = python_tool(PythonSandbox(SandboxLimits(time_s=0.5)))
+    assert tool.name == "python"
+    text = tool.invoke({"code": "print(6 * 7)"})
+    assert text.startswith("exit code 0 after ") and text.endswith("stdout:\n42\n")
+    assert "killed at the time limit of 0.5 s" in tool.invoke({"code": "while True: pass"})
