@@ -485,7 +485,7 @@ class CaseBank:
             if case.id in existing or case.id in seen:
                 if on_conflict == "error":
                     raise ValidationError(f"case id {case.id!r} is already in the bank (or twice in the file); "
-                                          f"nothing was imported; pass on_conflict='skip' to leave those out")
+                                          f"nothing was imported; pass on_conflict='skip' (--on-conflict skip) to leave those out")
                 continue
             seen.add(case.id)
             keep.append(i)
@@ -630,6 +630,18 @@ class _Changes:
         self.dels.extend(vids)
 
 
+def _lines(handle: IO[str]) -> Iterator[str]:
+    """Lines of a text file; a line that is not UTF-8 comes back as an error to report, not a crash."""
+    while True:
+        try:
+            line = handle.readline()
+        except UnicodeDecodeError as exc:
+            raise ImportFormatError(f"the file is not UTF-8 text ({exc.reason}); export JSONL as UTF-8") from None
+        if not line:
+            return
+        yield line
+
+
 def _read_jsonl(source: str | Path | IO[str], dim: int, skip_bad_lines: bool) -> tuple[list[Case], list]:
     """Parse and validate every line before anything is written."""
     if isinstance(source, (str, Path)):
@@ -640,7 +652,7 @@ def _read_jsonl(source: str | Path | IO[str], dim: int, skip_bad_lines: bool) ->
         handle = source
     cases, vectors = [], []
     try:
-        for number, line in enumerate(handle, start=1):
+        for number, line in enumerate(_lines(handle), start=1):
             if not line.strip():
                 continue
             try:
@@ -652,7 +664,7 @@ def _read_jsonl(source: str | Path | IO[str], dim: int, skip_bad_lines: bool) ->
                     vector = np.asarray(embedding, dtype=np.float32)
                     if vector.shape != (dim,) or not all(math.isfinite(x) for x in vector):
                         raise ValidationError(f"embedding has shape {vector.shape}, expected ({dim},) finite numbers")
-            except (json.JSONDecodeError, ValidationError) as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
                 if skip_bad_lines:
                     log.warning("skipping line %d: %s", number, exc)
                     continue

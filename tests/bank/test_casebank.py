@@ -189,3 +189,11 @@ def test_real_embedder_semantic_search(tmp_path, real_embedder):
         hit = bank.search("Where was Ada Vell's birthplace?", k=1)[0]
         assert hit.case.task == TASKS[1] and 0.5 < hit.score <= 1.0
         assert bank.embedder_name == "all-MiniLM-L6-v2" and bank.dim == 384
+
+
+def test_import_binary_file_is_a_format_error(tmp_path, bank):
+    binary = tmp_path / "cases.bin"
+    binary.write_bytes(b"\xff\xfe\x00not text")
+    with pytest.raises(ImportFormatError, match="not UTF-8"):
+        bank.import_jsonl(binary)
+    assert bank.count() == 0

@@ -1,0 +1,70 @@
+"""The `memento` command line: a thin skin over the library.
+
+Every command is one library call: flags are named like its keyword arguments, output is JSON
+by default (`--table` for a table, `--nl` for JSON lines), and a `MementoError` (a user error)
+prints one line on stderr and exits with status 1, never a traceback. Usage errors exit with 2.
+
+    memento init cases.db
+    memento cases add cases.jsonl --bank cases.db
+    memento cases search "who founded Acme" --bank cases.db --table
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from memento.cli import agent, cases, cleanup, evals, policy  # noqa: F401  (cleanup adds rm, dedup, prune to `cases`)
+from memento.cli.banks import open_bank
+from memento.cli.options import EmbedderName
+from memento.cli.output import output_options
+from memento.errors import BankError, MementoError
+
+USER_ERROR_EXIT = 1
+
+
+class MementoGroup(TyperGroup):
+    """The root command: turns a MementoError from any subcommand into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MementoError as exc:
+            # One line, whatever a lower layer put in its message (a wrapped torch error has several).
+            typer.echo("Error: " + " ".join(str(exc).split()), err=True)
+            raise typer.Exit(USER_ERROR_EXIT) from None
+
+
+app = typer.Typer(cls=MementoGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
+                  pretty_exceptions_show_locals=False,
+                  help="Inspect, search, edit and curate an agent's case memory.")
+
+
+@app.command(short_help="Create a new, empty case bank.")
+@output_options
+def init(path: Annotated[Path, typer.Argument(help="The bank file to create.", show_default=False)],
+         embedder: EmbedderName = None,
+         index: Annotated[str, typer.Option(help="flat (exact search) or hnsw (approximate, for big banks).")] = "flat",
+         ) -> dict:
+    """Example: memento init cases.db
+
+    Create an empty bank at PATH, recording its embedder (every later command must use the
+    same one). The only command that creates a bank: the others refuse a path that does not exist.
+    """
+    if path.exists():
+        raise BankError(f"'{path}' already exists; nothing was changed (use it with --bank {path}, or choose a new path)")
+    with open_bank(path, embedder, create=True, index=index) as bank:
+        return {"path": str(bank.path), "embedder": bank.embedder_name, "dim": bank.dim, "index": bank.index_config.kind}
+
+
+app.add_typer(cases.app, name="cases")
+app.add_typer(policy.app, name="policy")
+app.command(short_help="Run the agent once on a question and show the cases it used.")(agent.ask)
+app.add_typer(evals.app, name="eval")
+
+
+def main() -> None:
+    """The `memento` console script."""
+    app()

@@ -1,0 +1,106 @@
+"""Opening the bank a command works on, choosing its embedder, and the trash that makes removals undoable."""
+
+import sys
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from memento.bank import CaseBank
+from memento.embedders import (DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, SentenceTransformerEmbedder,
+                               default_embedder)
+from memento.errors import EmbedderMismatchError, ValidationError
+
+EMBEDDERS: dict[str, Callable[[], Embedder]] = {DEFAULT_MODEL_NAME: default_embedder}
+"""Embedders `--embedder` knows by name; anything else is read as a sentence-transformers folder.
+Tests register their fakes here."""
+
+PROGRESS_CHUNK = 256  # texts per embed call when a progress bar is shown
+
+
+class ProgressEmbedder:
+    """Wraps the bank's embedder: loads it on first use and shows a progress bar on big batches."""
+
+    def __init__(self, load: Callable[[], Embedder], name: str, dim: int):
+        self._load = load
+        self._inner: Embedder | None = None
+        self.name = name
+        self.dim = dim
+
+    @property
+    def inner(self) -> Embedder:
+        if self._inner is None:
+            self._inner = self._load()
+        return self._inner
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if len(texts) <= PROGRESS_CHUNK:
+            return self.inner.embed(texts)
+        from tqdm import tqdm
+
+        parts = []
+        # disable=None: the bar shows on a terminal and stays out of pipes and logs.
+        with tqdm(total=len(texts), desc="embedding", unit="text", disable=None, file=sys.stderr) as bar:
+            for start in range(0, len(texts), PROGRESS_CHUNK):
+                parts.append(self.inner.embed(texts[start:start + PROGRESS_CHUNK]))
+                bar.update(len(parts[-1]))
+        return np.concatenate(parts)
+
+
+def resolve_embedder(spec: str | None) -> Embedder:
+    """The embedder `--embedder` names: a known name, a model folder, or (None) the packaged default."""
+    if spec is None:
+        return ProgressEmbedder(default_embedder, DEFAULT_MODEL_NAME, DEFAULT_MODEL_DIM)
+    if spec in EMBEDDERS:
+        embedder = EMBEDDERS[spec]()
+    elif Path(spec).is_dir():
+        embedder = SentenceTransformerEmbedder(spec)
+    else:
+        raise ValidationError(f"embedder {spec!r} is neither a model folder nor a known name ({', '.join(sorted(EMBEDDERS))}); "
+                              f"pass the folder of a sentence-transformers model")
+    return ProgressEmbedder(lambda: embedder, embedder.name, embedder.dim)
+
+
+@contextmanager
+def open_bank(path: Path, embedder: str | None = None, *, create: bool = False,
+              index: str | None = None) -> Iterator[CaseBank]:
+    """Open an existing bank (or, for `init` only, create one) and close it afterwards."""
+    try:
+        bank = CaseBank(path, resolve_embedder(embedder), create=create, index=index)
+    except EmbedderMismatchError as exc:
+        raise EmbedderMismatchError(f"{exc} (on the command line: --embedder MODEL or MEMENTO_EMBEDDER)") from None
+    with bank:
+        yield bank
+
+
+# -- the trash ------------------------------------------------------------------------------------
+
+
+def trash_folder(bank: CaseBank) -> Path:
+    """Where removed cases go: `<bank>.trash/` beside the bank file."""
+    return bank.path.with_name(bank.path.name + ".trash")
+
+
+def move_to_trash(bank: CaseBank, ids: Sequence[str], reason: str) -> dict:
+    """Export the cases (with their vectors) to a new trash file, then delete them.
+
+    `memento cases import FILE` restores them exactly, without re-embedding. If the delete fails,
+    the trash file is removed again, so the trash only ever holds cases that were deleted.
+    """
+    ids = list(dict.fromkeys(ids))
+    folder = trash_folder(bank)
+    folder.mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"{stamp}-{reason}.jsonl"
+    try:
+        with open(path, "x", encoding="utf-8") as handle:
+            for start in range(0, len(ids), 500):  # under SQLite's limit on bound parameters
+                bank.export_jsonl(handle, with_vectors=True, ids=ids[start:start + 500])
+        deleted = bank.delete_many(ids)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return {"deleted": deleted, "trash": str(path), "restore": f"memento cases import {path} --bank {bank.path}"}
