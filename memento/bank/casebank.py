@@ -186,6 +186,22 @@ class CaseBank:
     # ---------------------------------------------------------------- writes
 
     @contextmanager
+    def write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the bank's file for tables of your own (policies keep theirs here).
+
+        Holds the same thread and cross-process locks as the bank's own writes and commits only
+        if the block finishes, so a failed write leaves nothing behind. Do not touch `cases` here.
+        """
+        with self._lock, self._file_lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db.conn
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
     def _transaction(self) -> Iterator["_Changes"]:
         """One write: file lock, BEGIN IMMEDIATE, a new generation, the change log, COMMIT, index update."""
         with self._lock, self._file_lock:

@@ -1,0 +1,64 @@
+"""Case-selection policies: which past cases the agent sees for a new task.
+
+    from policies import make_policy, load_policy, TaskState
+    policy = make_policy("neural", bank=bank)          # or "similarity", "neural-copy", "episodic"
+    state = TaskState.from_task(bank, question)
+    shown = policy.select(state, explore=True)
+    policy.record(state, [s.case.id for s in shown], reward)
+    policy.update()
+    policy.save("policy.pt"); policy = load_policy("policy.pt", bank)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from typing import Any
+
+from memento.errors import PolicyError, ValidationError
+from policies.base import CaseSelectionPolicy, Selection, TaskState, read_checkpoint
+from policies.episodic_control import EpisodicControlConfig, EpisodicControlPolicy
+from policies.neural_q import NeuralQConfig, NeuralQPolicy
+from policies.similarity import SimilarityConfig, SimilarityPolicy
+
+__all__ = [
+    "CaseSelectionPolicy", "Selection", "TaskState",
+    "SimilarityPolicy", "SimilarityConfig",
+    "NeuralQPolicy", "NeuralQConfig",
+    "EpisodicControlPolicy", "EpisodicControlConfig",
+    "POLICIES", "make_policy", "load_policy",
+]
+
+POLICY_CLASSES: dict[str, type[CaseSelectionPolicy]] = {
+    cls.kind: cls for cls in (SimilarityPolicy, NeuralQPolicy, EpisodicControlPolicy)
+}
+
+POLICIES: dict[str, tuple[type[CaseSelectionPolicy], dict[str, Any]]] = {
+    "similarity": (SimilarityPolicy, {}),
+    "neural": (NeuralQPolicy, {"name": "neural", "credit": "set"}),
+    "neural-copy": (NeuralQPolicy, {"name": "neural-copy", "credit": "copy"}),
+    "episodic": (EpisodicControlPolicy, {}),
+}
+"""The names `make_policy` knows: a class and the config values the name implies."""
+
+
+def make_policy(name: str, bank: Any = None, **config: Any) -> CaseSelectionPolicy:
+    """The policy called `name`, with `config` overriding its defaults (for the CLI and eval runner)."""
+    if name not in POLICIES:
+        raise ValidationError(f"unknown policy {name!r}; choose one of {sorted(POLICIES)}")
+    cls, implied = POLICIES[name]
+    known = {f.name for f in fields(cls.config_class)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValidationError(f"policy {name!r} has no setting {unknown}; its settings are {sorted(known)}")
+    return cls(bank, cls.config_class(**{**implied, **config}))
+
+
+def load_policy(path: str | os.PathLike, bank: Any) -> CaseSelectionPolicy:
+    """Rebuild whichever policy `path` holds, bound to `bank`."""
+    checkpoint = read_checkpoint(path)
+    cls = POLICY_CLASSES.get(checkpoint["kind"])
+    if cls is None:
+        raise PolicyError(f"policy checkpoint {str(path)!r} holds an unknown kind {checkpoint['kind']!r}; "
+                          f"this memento knows {sorted(POLICY_CLASSES)}")
+    return cls.load(path, bank)

@@ -1,0 +1,238 @@
+"""The paper's kernel-based episodic-control estimate of Q(s, c), updated online.
+
+AgentFly/Memento's non-parametric Q estimate: for each case c, keep entries (s_i, Q_i) of states
+in which c was shown and the value that followed, and estimate
+
+    Q(s, c) = sum_i k(s, s_i) Q_i / sum_i k(s, s_i),   k(s, s_i) = exp(-||s - s_i||^2 / (2 h^2))
+
+a kernel-weighted average over c's entries (Gaussian kernel on unit vectors, so
+||s - s_i||^2 = 2 - 2 cos). A prior pseudo-entry of weight `prior_weight` and value `prior_q`
+keeps the estimate defined (and optimistic) for a case with no entry near s.
+
+Learning happens in `record`: the target y = r, or r + gamma * V(s') in a multi-step episode
+(V the soft maximum alpha * log mean exp(Q(s', c') / alpha) over the next state's candidates),
+goes to every shown case; an entry whose state is within `merge_similarity` of s moves to the
+running mean of its targets, else a new entry is added. Entries live in the bank's SQLite
+(`policy_ec_entries`) and are mirrored in memory.
+
+Credit assignment is the paper's: the episode's target is given to each shown case, with no
+model of the set, so this policy is a baseline for `NeuralQPolicy`'s set model.
+Selection is as in `NeuralQPolicy`: softmax(Q / alpha) sampling over the FAISS top-N while
+learning, top-K when evaluating.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from memento.case import Case
+from policies.base import (CaseSelectionPolicy, Selection, TaskState, check_config, policy_transaction,
+                           sample_without_replacement, top_k)
+
+ENTRIES_TABLE = "policy_ec_entries"
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {ENTRIES_TABLE} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    policy TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    state BLOB NOT NULL,
+    q REAL NOT NULL,
+    visits INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {ENTRIES_TABLE}_policy ON {ENTRIES_TABLE} (policy, case_id);
+"""
+
+
+@dataclass(frozen=True)
+class EpisodicControlConfig:
+    """Hyperparameters of `EpisodicControlPolicy`."""
+
+    name: str = "episodic"
+    """Key of this policy's rows in the bank's `policy_ec_entries` table."""
+    k: int = 4
+    """How many cases to show."""
+    candidates: int = 32
+    """N: how many FAISS nearest cases are re-scored (N > k)."""
+    bandwidth: float = 0.3
+    """Kernel width h: entries whose state is within about h (Euclidean, unit vectors) count."""
+    prior_q: float = 0.5
+    """Value of the prior pseudo-entry: what a case with no nearby entry is worth."""
+    prior_weight: float = 0.05
+    """Kernel mass of the prior pseudo-entry (an exact match has mass 1)."""
+    merge_similarity: float = 0.98
+    """A state at least this cosine-similar to an entry's updates that entry instead of adding one."""
+    max_entries_per_case: int = 256
+    """Beyond this many entries for a case, new outcomes merge into the nearest entry."""
+    alpha: float = 0.1
+    """Temperature of mu(c|s) ~ exp(Q/alpha) while exploring (Q is in reward units)."""
+    gamma: float = 0.9
+    """Discount of multi-step episodes."""
+    seed: int = 0
+    """Seeds exploration."""
+
+    def __post_init__(self) -> None:
+        rules = [
+            (isinstance(self.name, str) and bool(self.name.strip()), "name must be a non-empty string"),
+            (isinstance(self.k, int) and self.k >= 1, "k must be a positive integer"),
+            (isinstance(self.candidates, int) and self.candidates > self.k, "candidates (N) must be an integer above k"),
+            (self.bandwidth > 0 and self.prior_weight > 0 and self.alpha > 0, "bandwidth, prior_weight and alpha must be positive"),
+            (-1 <= self.merge_similarity <= 1, "merge_similarity must be a cosine in [-1, 1]"),
+            (self.max_entries_per_case >= 1 and 0 <= self.gamma <= 1, "need max_entries_per_case >= 1 and 0 <= gamma <= 1"),
+        ]
+        check_config(self, rules)
+
+
+@dataclass
+class _Entries:
+    """One case's entries, as arrays."""
+
+    ids: np.ndarray
+    states: np.ndarray
+    q: np.ndarray
+    visits: np.ndarray
+
+
+class EpisodicControlPolicy(CaseSelectionPolicy):
+    """Kernel-weighted average of stored outcomes per case; learns as it records."""
+
+    kind = "episodic"
+    config_class = EpisodicControlConfig
+
+    def __init__(self, bank: Any = None, config: EpisodicControlConfig | None = None):
+        self.entries: dict[str, _Entries] = {}
+        super().__init__(bank, config)
+        self.rng = np.random.default_rng(self.config.seed)
+
+    def _on_bind(self, bank: Any) -> None:
+        bank.db.conn.executescript(SCHEMA)
+        rows = bank.db.conn.execute(
+            f"SELECT id, case_id, state, q, visits FROM {ENTRIES_TABLE} WHERE policy = ? ORDER BY id", (self.config.name,)
+        ).fetchall()
+        grouped: dict[str, list] = {}
+        for row in rows:
+            grouped.setdefault(row[1], []).append(row)
+        for case_id, case_rows in grouped.items():
+            self.entries[case_id] = _Entries(
+                ids=np.array([r[0] for r in case_rows], dtype=np.int64),
+                states=np.stack([np.frombuffer(r[2], dtype=np.float32) for r in case_rows]),
+                q=np.array([r[3] for r in case_rows], dtype=np.float64),
+                visits=np.array([r[4] for r in case_rows], dtype=np.int64),
+            )
+
+    # -- estimate and selection -------------------------------------------------------------------
+
+    def q_values(self, state: np.ndarray, case_ids: Sequence[str]) -> np.ndarray:
+        """The kernel estimate Q(s, c) for each case id."""
+        h2 = self.config.bandwidth ** 2
+        values = np.empty(len(case_ids), dtype=np.float64)
+        for i, case_id in enumerate(case_ids):
+            entries = self.entries.get(case_id)
+            if entries is None:
+                values[i] = self.config.prior_q
+                continue
+            # ||s - s_i||^2 / (2 h^2) = (1 - cos) / h^2 for unit vectors.
+            weights = np.exp(-(1.0 - entries.states @ state) / h2)
+            values[i] = (weights @ entries.q + self.config.prior_weight * self.config.prior_q) / (
+                weights.sum() + self.config.prior_weight)
+        return values
+
+    def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
+               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
+        bank = self._bank(bank)
+        self._check_state(state, bank)
+        k = self._k(k)
+        candidates = self._candidates(state, bank, max(self.config.candidates, k + 1), namespace)
+        if not candidates:
+            return []
+        scores = self.q_values(state.embedding, [c.id for c in candidates.cases])
+        chosen = sample_without_replacement(scores / self.config.alpha, k, self.rng) if explore else top_k(scores, k)
+        return [Selection(case=candidates.cases[i], score=float(scores[i]),
+                          similarity=float(candidates.similarities[i])) for i in chosen]
+
+    # -- learning ---------------------------------------------------------------------------------
+
+    def record(self, state: TaskState, selected_ids: Sequence[str], reward: float, *,
+               next_state: TaskState | None = None, done: bool = True,
+               namespace: tuple[str, ...] | None = None) -> None:
+        """Move each shown case's entry near `state` towards the step's target, in one transaction."""
+        cases = self._check_outcome(state, selected_ids, reward, next_state, done)
+        target = float(reward)
+        if not done:
+            following = self._candidates(next_state, self.bank, self.config.candidates, namespace)
+            if len(following):
+                next_q = self.q_values(next_state.embedding, [c.id for c in following.cases]) / self.config.alpha
+                target += self.config.gamma * self.config.alpha * (_logsumexp(next_q) - math.log(len(next_q)))
+        plans = [self._plan(case.id, state.embedding, target) for case in cases]
+        written = []
+        with policy_transaction(self.bank) as conn:
+            for case_id, row, q, visits in plans:
+                if row is None:
+                    row = conn.execute(
+                        f"INSERT INTO {ENTRIES_TABLE} (policy, case_id, state, q, visits) VALUES (?, ?, ?, ?, 1)",
+                        (self.config.name, case_id, state.embedding.tobytes(), q),
+                    ).lastrowid
+                else:
+                    conn.execute(f"UPDATE {ENTRIES_TABLE} SET q = ?, visits = ? WHERE id = ?", (q, visits, row))
+                written.append((case_id, int(row), q, visits))
+        # The memory mirror changes only once the transaction has committed.
+        for case_id, row, q, visits in written:
+            self._apply(case_id, row, state.embedding, q, visits)
+
+    def _plan(self, case_id: str, state: np.ndarray, target: float) -> tuple[str, int | None, float, int]:
+        """(case id, entry row to update or None to add, new Q, new visit count)."""
+        entries = self.entries.get(case_id)
+        if entries is None:
+            return case_id, None, target, 1
+        similarities = entries.states @ state
+        nearest = int(np.argmax(similarities))
+        full = len(entries.ids) >= self.config.max_entries_per_case
+        if similarities[nearest] < self.config.merge_similarity and not full:
+            return case_id, None, target, 1
+        visits = int(entries.visits[nearest]) + 1
+        q = float(entries.q[nearest] + (target - entries.q[nearest]) / visits)
+        return case_id, int(entries.ids[nearest]), q, visits
+
+    def _apply(self, case_id: str, row: int, state: np.ndarray, q: float, visits: int) -> None:
+        entries = self.entries.get(case_id)
+        if entries is not None and row in entries.ids:
+            at = int(np.flatnonzero(entries.ids == row)[0])
+            entries.q[at], entries.visits[at] = q, visits
+            return
+        new = _Entries(np.array([row]), state[None].copy(), np.array([q]), np.array([visits]))
+        if entries is None:
+            self.entries[case_id] = new
+            return
+        self.entries[case_id] = _Entries(*(np.concatenate([old, fresh]) for old, fresh in
+                                           zip((entries.ids, entries.states, entries.q, entries.visits),
+                                               (new.ids, new.states, new.q, new.visits))))
+
+    def update(self) -> dict[str, float]:
+        """Nothing to do: entries are updated as outcomes are recorded. Returns the table's size."""
+        self._bank()
+        return {"charts/entries": float(sum(len(e.ids) for e in self.entries.values())),
+                "charts/cases_with_entries": float(len(self.entries))}
+
+    def summary(self) -> dict[str, Any]:
+        """How many entries the policy holds, and for how many cases."""
+        metrics = self.update()
+        return {"step": self.step, "entries": int(metrics["charts/entries"]),
+                "cases_with_entries": int(metrics["charts/cases_with_entries"])}
+
+    def usefulness(self, cases: Sequence[Case]) -> np.ndarray:
+        """Each case's visit-weighted mean Q over its entries (`prior_q` for a case never shown)."""
+        values = np.full(len(cases), self.config.prior_q, dtype=np.float64)
+        for i, case in enumerate(cases):
+            entries = self.entries.get(case.id)
+            if entries is not None:
+                values[i] = float(entries.visits @ entries.q / entries.visits.sum())
+        return values
+
+
+def _logsumexp(values: np.ndarray) -> float:
+    top = float(np.max(values))
+    return top + math.log(float(np.sum(np.exp(values - top))))

@@ -1,0 +1,414 @@
+"""A neural soft-Q case-selection policy that learns online from episode rewards.
+
+The paper's parametric memory (AgentFly/Memento, arXiv 2508.16153, section 3): a network
+Q(s, c) scores each candidate case c for the task state s, and the case-selection policy is
+mu(c|s) proportional to exp(Q(s, c) / alpha).
+
+Selection. The FAISS top-N (default 32) cases by cosine similarity are the candidates; the
+network re-scores them from [state embedding, case embedding, state * case, case features]
+where the features are the cosine similarity, the case's stored reward, its age, how often this
+policy has shown it and the smoothed mean reward it was shown with. While learning
+(`explore=True`) K cases are drawn without replacement from softmax(Q / alpha) over the
+candidates; when evaluating the top K by Q are taken.
+
+Credit assignment (the default, `credit="set"`). An episode shows K cases together and earns
+one reward, so the reward says something about the set, not about each case. Copying it onto
+each shown case (what the authors' released classifier does) makes a useless case that is shown
+next to a useful one look useful, and a useful one shown next to a harmful one look harmful.
+Instead the network's output is a per-case contribution q(s, c) in logit space, and the episode
+is modelled as
+
+    P(success | s, C) = sigmoid( b(s) + sum_{c in C} q(s, c) )
+
+with b(s) a learned per-state baseline (how hard the task is with no memory). It is trained
+with binary cross-entropy on episode outcomes, the paper's loss for single-step binary rewards.
+Because exploration shows each case in many different subsets, a case's contribution is
+identified across episodes: it is what is left of the outcomes once the other shown cases'
+contributions are accounted for (a logistic regression over case indicators, generalised
+across states by the network). The per-case score used for selection is
+Q(s, c) = b(s) + q(s, c), the log-odds of success if c alone were shown. Its assumption is
+that contributions add up in logit space: interactions between cases (two that only help
+together) are not modelled.
+
+The baseline `credit="copy"` is kept for comparison (`python -m evals.policy_curve`): each
+shown case gets the episode reward as its own cross-entropy target for sigmoid(b(s) + q(s, c)).
+
+Multi-step episodes. For a step with `done=False` the target is the soft Bellman backup
+r + gamma * V(s') with V(s') = sigmoid(alpha * log mean_{c'} exp(Q'(s', c') / alpha)), where Q'
+is a Polyak-averaged target network and c' ranges over the next state's candidates. This is the
+paper's r + gamma * alpha * logsumexp(Q(s', .) / alpha) with two changes, both because Q lives in
+logit space and the target must stay a probability for cross-entropy: the soft maximum is taken
+under a uniform prior over the N candidates (the mean, not the sum, so it stays between the
+smallest and the largest Q), and it is mapped back through the sigmoid; the sum is clipped to
+[0, 1]. The next state's value is that of its soft-best single case, which understates the value
+of showing K cases together. Rewards must lie in [0, 1] (0 failure, 1 success, or a graded
+score).
+
+Cost. `update()` runs `gradient_steps` Adam steps on minibatches drawn from the replay buffer
+(`policies/replay.py`, kept in the bank's SQLite so learning survives restarts); call it after
+every episode. See `python -m evals.bench_policy` for the measured cost.
+
+    policy = NeuralQPolicy(bank)
+    state = TaskState.from_task(bank, question)
+    shown = policy.select(state, explore=True)
+    policy.record(state, [s.case.id for s in shown], reward)
+    policy.update()
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from memento.case import Case
+from memento.errors import PolicyError, ValidationError
+from policies.base import (CaseSelectionPolicy, Selection, TaskState, check_config, sample_without_replacement,
+                           top_k)
+from policies.replay import ReplayBuffer, Transition
+
+FEATURES = ("cosine", "stored_reward", "log_age_days", "log_times_shown", "mean_reward_shown")
+"""The per-case features the network sees next to the embeddings."""
+
+USEFULNESS_STATES = 16
+"""How many recorded task states a case's usefulness is averaged over."""
+
+
+@dataclass(frozen=True)
+class NeuralQConfig:
+    """Hyperparameters of `NeuralQPolicy`."""
+
+    name: str = "neural"
+    """Key of this policy's rows in the bank's `policy_` tables (two policies on one bank need two names)."""
+    k: int = 4
+    """How many cases to show (the paper's best is 4)."""
+    candidates: int = 32
+    """N: how many FAISS nearest cases the network re-scores (N > k)."""
+    alpha: float = 0.5
+    """Temperature of mu(c|s) ~ exp(Q/alpha): higher explores more."""
+    credit: str = "set"
+    """'set': additive set model over the shown cases; 'copy': each shown case gets the episode reward."""
+    hidden: int = 64
+    """Width of the network's hidden layers."""
+    lr: float = 3e-3
+    """Adam learning rate."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    batch_size: int = 32
+    """Recorded steps per gradient step."""
+    gradient_steps: int = 2
+    """Gradient steps per `update()` call (one call per episode)."""
+    min_replay: int = 8
+    """Recorded steps needed before `update()` starts learning."""
+    replay_capacity: int = 10_000
+    """Recorded steps kept; the oldest go first."""
+    gamma: float = 0.9
+    """Discount of multi-step episodes."""
+    target_tau: float = 0.05
+    """Polyak rate of the target network used for multi-step targets."""
+    torch_threads: int = 1
+    """Torch threads while scoring and learning: the network is tiny, so more threads only add overhead."""
+    seed: int = 0
+    """Seeds the network's initial weights, exploration and minibatch sampling."""
+
+    def __post_init__(self) -> None:
+        rules = [
+            (isinstance(self.name, str) and bool(self.name.strip()), "name must be a non-empty string"),
+            (isinstance(self.k, int) and self.k >= 1, "k must be a positive integer"),
+            (isinstance(self.candidates, int) and self.candidates > self.k, "candidates (N) must be an integer above k"),
+            (self.alpha > 0, "alpha must be positive"),
+            (self.credit in ("set", "copy"), "credit must be 'set' or 'copy'"),
+            (self.hidden >= 1 and self.batch_size >= 1 and self.gradient_steps >= 0, "hidden, batch_size must be >= 1, gradient_steps >= 0"),
+            (isinstance(self.torch_threads, int) and self.torch_threads >= 1, "torch_threads must be a positive integer"),
+            (self.lr > 0 and self.weight_decay >= 0, "lr must be positive and weight_decay non-negative"),
+            (self.min_replay >= 1 and self.replay_capacity >= self.min_replay, "need 1 <= min_replay <= replay_capacity"),
+            (0 <= self.gamma <= 1 and 0 < self.target_tau <= 1, "need 0 <= gamma <= 1 and 0 < target_tau <= 1"),
+        ]
+        check_config(self, rules)
+
+
+class CaseScorer(nn.Module):
+    """q(s, c) for many candidates at once, and the per-state baseline b(s)."""
+
+    def __init__(self, dim: int, n_features: int, hidden: int):
+        super().__init__()
+        self.pair = nn.Sequential(
+            nn.Linear(3 * dim + n_features, hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
+        self.baseline = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, states: torch.Tensor, cases: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """(B, dim), (B, M, dim), (B, M, F) -> contributions q, (B, M)."""
+        expanded = states[:, None, :].expand_as(cases)
+        return self.pair(torch.cat([expanded, cases, expanded * cases, features], dim=-1)).squeeze(-1)
+
+    def base(self, states: torch.Tensor) -> torch.Tensor:
+        """(B, dim) -> b(s), (B,)."""
+        return self.baseline(states).squeeze(-1)
+
+
+class NeuralQPolicy(CaseSelectionPolicy):
+    """Soft-Q case selection: a small MLP re-scores the FAISS top-N and learns from rewards."""
+
+    kind = "neural"
+    config_class = NeuralQConfig
+
+    def __init__(self, bank: Any = None, config: NeuralQConfig | None = None):
+        self.net: CaseScorer | None = None
+        self.replay: ReplayBuffer | None = None
+        super().__init__(bank, config)
+        self.rng = np.random.default_rng(self.config.seed)
+
+    def _on_bind(self, bank: Any) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            self.net = CaseScorer(bank.dim, len(FEATURES), self.config.hidden)
+        self.target = copy.deepcopy(self.net).requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.config.lr,
+                                           weight_decay=self.config.weight_decay)
+        self.replay = ReplayBuffer(bank, self.config.name, len(FEATURES), self.config.replay_capacity)
+
+    # -- selection --------------------------------------------------------------------------------
+
+    def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
+               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
+        bank = self._bank(bank)
+        self._check_state(state, bank)
+        k = self._k(k)
+        candidates = self._candidates(state, bank, max(self.config.candidates, k + 1), namespace)
+        if not candidates:
+            return []
+        features = self.features(candidates.cases, candidates.similarities)
+        scores = self.score(state.embedding, candidates.vectors, features)
+        if explore:
+            chosen = sample_without_replacement(scores / self.config.alpha, k, self.rng)
+        else:
+            chosen = top_k(scores, k)
+        return [Selection(case=candidates.cases[i], score=float(scores[i]),
+                          similarity=float(candidates.similarities[i])) for i in chosen]
+
+    def score(self, state: np.ndarray, vectors: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Q(s, c) = b(s) + q(s, c) for each candidate row, as float32 numpy."""
+        with torch.no_grad(), torch_threads(self.config.torch_threads):
+            s = torch.from_numpy(np.ascontiguousarray(state, dtype=np.float32))[None]
+            q = self.net(s, torch.from_numpy(vectors)[None], torch.from_numpy(features)[None])[0]
+            return (q + self.net.base(s)).numpy()
+
+    def features(self, cases: Sequence[Case], similarities: np.ndarray) -> np.ndarray:
+        """The (len(cases), len(FEATURES)) feature rows, in the order of `FEATURES`."""
+        now = datetime.now(timezone.utc)
+        rows = np.empty((len(cases), len(FEATURES)), dtype=np.float32)
+        for i, case in enumerate(cases):
+            shown, total = self.replay.stats.get(case.id, (0, 0.0))
+            # Whole hours: finer differences carry no signal and would make runs irreproducible.
+            age_days = max(0, int((now - case.created_at).total_seconds() // 3600)) / 24
+            rows[i] = (similarities[i], case.reward, math.log1p(age_days), math.log1p(shown), (total + 1) / (shown + 2))
+        return rows
+
+    # -- recording --------------------------------------------------------------------------------
+
+    def record(self, state: TaskState, selected_ids: Sequence[str], reward: float, *,
+               next_state: TaskState | None = None, done: bool = True,
+               namespace: tuple[str, ...] | None = None) -> None:
+        """Store the step in the replay buffer; `namespace` limits the next state's candidates."""
+        cases = self._check_outcome(state, selected_ids, reward, next_state, done)
+        reward = float(reward)
+        if not 0.0 <= reward <= 1.0:
+            raise ValidationError(
+                f"reward {reward!r} is outside [0, 1]; NeuralQPolicy models the probability of success, "
+                f"so pass 0 for a failure, 1 for a success, or a score in between"
+            )
+        bank = self.bank
+        vectors = bank.vectors([c.id for c in cases]) if cases else np.zeros((0, bank.dim), dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        transition = Transition(
+            state=state.embedding, case_ids=tuple(c.id for c in cases), case_vectors=vectors,
+            case_features=self.features(cases, vectors @ state.embedding), reward=reward, done=bool(done),
+            episode_id=state.episode_id,
+        )
+        if not done:
+            following = self._candidates(next_state, bank, self.config.candidates, namespace)
+            transition = replace(
+                transition, next_state=next_state.embedding, next_ids=tuple(c.id for c in following.cases),
+                next_vectors=following.vectors, next_features=self.features(following.cases, following.similarities),
+            )
+        self.replay.add(transition)
+
+    # -- learning ---------------------------------------------------------------------------------
+
+    def update(self) -> dict[str, float]:
+        """A few gradient steps on minibatches from the replay buffer; nothing is written to the bank."""
+        self._bank()
+        metrics = {"charts/replay_size": float(len(self.replay))}
+        if len(self.replay) < self.config.min_replay or self.config.gradient_steps == 0:
+            return metrics
+        losses = []
+        with torch_threads(self.config.torch_threads):
+            for _ in range(self.config.gradient_steps):
+                losses.append(self.gradient_step(self.replay.sample(self.config.batch_size, self.rng)))
+        return {**metrics, "losses/q_loss": float(np.mean(losses)), "charts/step": float(self.step)}
+
+    def gradient_step(self, batch: Sequence[Transition]) -> float:
+        """One Adam step on `batch`; PolicyError (and no step) if the loss is not finite."""
+        loss = self.loss(batch)
+        if not torch.isfinite(loss):
+            raise PolicyError(f"the {self.config.name!r} policy's loss is {loss.item()}; the step was not applied. "
+                              f"Lower lr (now {self.config.lr}) or check the recorded rewards")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self._track_target()
+        self.step += 1
+        return loss.item()
+
+    def loss(self, batch: Sequence[Transition]) -> torch.Tensor:
+        """Cross-entropy of the batch's outcomes under the set model (or the copy baseline)."""
+        states, cases, features, shown = _padded(batch, [t.case_vectors for t in batch], [t.case_features for t in batch])
+        rewards = torch.tensor([t.reward for t in batch], dtype=torch.float32)
+        targets = rewards + self.config.gamma * self._next_values(batch)
+        targets = targets.clamp(0.0, 1.0)
+        q = self.net(states, cases, features)
+        baseline = self.net.base(states)
+        if self.config.credit == "set":
+            logits = baseline + (q * shown).sum(dim=1)
+            return F.binary_cross_entropy_with_logits(logits, targets)
+        per_case = F.binary_cross_entropy_with_logits(baseline[:, None] + q, targets[:, None].expand_as(q), reduction="none")
+        # An episode shown no case still teaches the baseline: its logit is b(s) alone.
+        empty = (shown.sum(dim=1) == 0).float()
+        no_memory = F.binary_cross_entropy_with_logits(baseline, targets, reduction="none") * empty
+        return ((per_case * shown).sum() + no_memory.sum()) / (shown.sum() + empty.sum())
+
+    def _next_values(self, batch: Sequence[Transition]) -> torch.Tensor:
+        """V(s') for non-terminal steps (0 for terminal ones), from the target network."""
+        values = torch.zeros(len(batch))
+        open_steps = [i for i, t in enumerate(batch) if not t.done]
+        if not open_steps:
+            return values
+        following = [batch[i] for i in open_steps]
+        dim = following[0].next_state.shape[0]
+        states, cases, features, valid = _padded(
+            following, [t.next_vectors for t in following], [t.next_features for t in following],
+            states=[t.next_state for t in following], dim=dim,
+        )
+        with torch.no_grad():
+            q = self.target(states, cases, features) + self.target.base(states)[:, None]
+            alpha = self.config.alpha
+            q = q.masked_fill(valid == 0, float("-inf"))
+            count = valid.sum(dim=1)
+            soft = alpha * (torch.logsumexp(q / alpha, dim=1) - torch.log(count.clamp(min=1)))
+            # A next state with no candidates runs without memory: its value is the baseline's.
+            soft = torch.where(count > 0, soft, self.target.base(states))
+            values[open_steps] = torch.sigmoid(soft)
+        return values
+
+    def _track_target(self) -> None:
+        tau = self.config.target_tau
+        with torch.no_grad():
+            for target, online in zip(self.target.parameters(), self.net.parameters()):
+                target.lerp_(online, tau)
+
+    # -- what it has learned ----------------------------------------------------------------------
+
+    def usefulness(self, cases: Sequence[Case]) -> np.ndarray:
+        """Mean contribution q(s, c) of each case, over the recorded task states most like its own task.
+
+        q is the log-odds of success the case adds when shown, so 0 means no effect. It is averaged
+        over the `USEFULNESS_STATES` recorded states most similar to the case (the tasks it would be
+        a candidate for); with nothing recorded, the case's own task stands in for the state.
+        """
+        bank = self._bank()
+        if not cases:
+            return np.zeros(0, dtype=np.float32)
+        vectors = np.asarray(bank.vectors([c.id for c in cases]), dtype=np.float32)
+        recorded = (np.unique(np.stack([t.state for t in self.replay.transitions]), axis=0)
+                    if len(self.replay) else None)
+        case_features = self.features(cases, np.zeros(len(cases), dtype=np.float32))
+        states, pair_vectors, pair_features, owner = [], [], [], []
+        for i, vector in enumerate(vectors):
+            near = vector[None] if recorded is None else recorded[top_k(recorded @ vector, USEFULNESS_STATES)]
+            features = np.repeat(case_features[i][None], len(near), axis=0)
+            features[:, FEATURES.index("cosine")] = near @ vector
+            states.append(near), pair_vectors.append(np.repeat(vector[None], len(near), axis=0))
+            pair_features.append(features), owner.append(np.full(len(near), i))
+        states, pair_vectors = np.concatenate(states), np.concatenate(pair_vectors)
+        pair_features, owner = np.concatenate(pair_features), np.concatenate(owner)
+        q = np.empty(len(states), dtype=np.float32)
+        with torch.no_grad(), torch_threads(self.config.torch_threads):
+            for start in range(0, len(states), 4096):
+                part = slice(start, start + 4096)
+                q[part] = self.net(torch.from_numpy(states[part]), torch.from_numpy(pair_vectors[part])[:, None],
+                                   torch.from_numpy(pair_features[part])[:, None])[:, 0].numpy()
+        return (np.bincount(owner, weights=q, minlength=len(cases)) / np.bincount(owner, minlength=len(cases))).astype(np.float32)
+
+    def summary(self) -> dict[str, Any]:
+        """Network size, replay buffer, cases with statistics, and the loss on the latest recorded steps."""
+        self._bank()
+        recent = list(self.replay.transitions)[-256:]
+        with torch.no_grad(), torch_threads(self.config.torch_threads):
+            recent_loss = float(self.loss(recent).item()) if recent else None
+        return {"step": self.step, "credit": self.config.credit,
+                "parameters": sum(p.numel() for p in self.net.parameters()),
+                "replay_size": len(self.replay), "cases_with_stats": len(self.replay.stats),
+                "recent_loss": recent_loss}
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def _model_state(self) -> dict[str, Any]:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def _load_model_state(self, checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+        try:
+            self.net.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise PolicyError(
+                f"policy checkpoint {str(path)!r} does not fit this network architecture "
+                f"(features {list(FEATURES)}, hidden={self.config.hidden}): {str(exc).splitlines()[0]}; "
+                f"it was written by another version of NeuralQPolicy, train a new one"
+            ) from None
+        # The target network is not saved: it restarts as a copy of the online one.
+        self.target.load_state_dict(self.net.state_dict())
+        self.rng = np.random.default_rng([self.config.seed, self.step])
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch with `n` intra-op threads, then restore the previous setting (the setting is process-wide)."""
+    previous = torch.get_num_threads()
+    if previous == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _padded(batch: Sequence[Transition], vectors: list[np.ndarray], features: list[np.ndarray], *,
+            states: list[np.ndarray] | None = None, dim: int | None = None):
+    """Stack variable-length case lists into (B, M, ...) tensors with a 0/1 mask."""
+    states = [t.state for t in batch] if states is None else states
+    dim = dim or states[0].shape[0]
+    width = max(1, max(len(v) for v in vectors))
+    n_features = len(FEATURES)
+    case_array = np.zeros((len(batch), width, dim), dtype=np.float32)
+    feature_array = np.zeros((len(batch), width, n_features), dtype=np.float32)
+    mask = np.zeros((len(batch), width), dtype=np.float32)
+    for i, (v, f) in enumerate(zip(vectors, features)):
+        case_array[i, : len(v)] = v
+        feature_array[i, : len(f)] = f
+        mask[i, : len(v)] = 1.0
+    return (torch.from_numpy(np.stack(states).astype(np.float32, copy=False)), torch.from_numpy(case_array),
+            torch.from_numpy(feature_array), torch.from_numpy(mask))

@@ -1,0 +1,41 @@
+"""Non-parametric case-based reasoning: show the K cases most similar to the task.
+
+The paper's non-parametric CBR baseline: mu(c|s) puts all its mass on the top-K cases by
+cosine similarity between task embeddings. It learns nothing from rewards, so `record` only
+checks its input and `update` does nothing. K=4 is the paper's best setting.
+
+    policy = SimilarityPolicy(bank)
+    selections = policy.select(TaskState.from_task(bank, "What is ..."))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from policies.base import CaseSelectionPolicy, Selection, TaskState, check_config
+
+
+@dataclass(frozen=True)
+class SimilarityConfig:
+    """Hyperparameters of `SimilarityPolicy`."""
+
+    k: int = 4
+    """How many cases to show (the paper's best is 4)."""
+
+    def __post_init__(self) -> None:
+        check_config(self, [(isinstance(self.k, int) and self.k >= 1, "k must be a positive integer")])
+
+
+class SimilarityPolicy(CaseSelectionPolicy):
+    """Top-K cases by cosine similarity; ignores rewards and `explore`."""
+
+    kind = "similarity"
+    config_class = SimilarityConfig
+
+    def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
+               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
+        bank = self._bank(bank)
+        self._check_state(state, bank)
+        hits = bank.search(state.embedding, k=self._k(k), namespace=namespace)
+        return [Selection(case=hit.case, score=float(hit.score), similarity=float(hit.score)) for hit in hits]
