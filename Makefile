@@ -30,8 +30,14 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
+# vLLM on this CPU in its own venv (.venv-vllm): vllm serve + in-process tests. Slow; not part of `make test`.
+test-vllm: install
+	bash evals/vllm/setup_and_test.sh
+
 bench: install
 	$(PY) -m evals.bench_casebank
+	$(PY) -m evals.bench_policy
+	$(PY) -m evals.bench_llm
 
 clean:
 	rm -rf $(VENV) build *.egg-info

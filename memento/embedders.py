@@ -43,6 +43,12 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
 
 def as_query_matrix(vector: np.ndarray | Sequence[float], dim: int, *, what: str = "query vector") -> np.ndarray:
     """Check a vector's shape and finiteness; return it as a (n, dim) unit-length float32 matrix."""
+    if isinstance(vector, np.ndarray) and vector.shape == (dim,) and vector.dtype == np.float32:
+        # the common case, kept cheap: it runs before every search
+        if not np.isfinite(vector).all():
+            raise ValidationError(f"{what} contains NaN or infinity; pass finite numbers")
+        norm = float(np.dot(vector, vector)) ** 0.5
+        return (vector / max(norm, 1e-12)).reshape(1, dim)
     array = np.asarray(vector, dtype=np.float32)
     if array.ndim == 1:
         array = array[None, :]

@@ -176,7 +176,7 @@ class CaseBank:
         return {key: value for key, value in self.db.execute("SELECT key, value FROM bank_meta").fetchall()}
 
     def _meta_int(self, key: str) -> int:
-        row = self.db.execute("SELECT value FROM bank_meta WHERE key = ?", [key]).fetchone()
+        row = self.db.conn.execute("SELECT value FROM bank_meta WHERE key = ?", [key]).fetchone()
         return int(row[0]) if row else 0
 
     def _set_meta(self, **values: Any) -> None:
@@ -360,7 +360,7 @@ class CaseBank:
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = keys[start:start + 500]
-                rows = self.db.execute(f"SELECT {column}, {CASE_FIELDS} FROM cases "
+                rows = self.db.conn.execute(f"SELECT {column}, {CASE_FIELDS} FROM cases "
                                        f"WHERE {column} IN ({','.join('?' * len(chunk))})", chunk).fetchall()
                 for row in rows:
                     out[row[0]] = row_to_case(row[1:])

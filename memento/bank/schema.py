@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from memento.case import Case, namespace_key
+from memento.case import Case, Step, namespace_key
 from memento.errors import ValidationError
 
 SCHEMA_VERSION = 1
@@ -67,17 +67,16 @@ def row_to_case(row: sqlite3.Row | tuple) -> Case:
     """Build a Case from a row selected with SELECT_CASE (already validated when stored)."""
     id_, namespace, task, plan, trajectory, answer, reward, created, updated, metadata = row
     return Case.model_construct(
-        id=id_, namespace=tuple(namespace.split("/")), task=task, plan=json.loads(plan),
-        trajectory=[_step(s) for s in json.loads(trajectory)], answer=answer, reward=reward,
+        id=id_, namespace=tuple(namespace.split("/")), task=task, plan=_json(plan, list),
+        trajectory=[Step.model_construct(**s) for s in _json(trajectory, list)], answer=answer, reward=reward,
         created_at=datetime.fromisoformat(created), updated_at=datetime.fromisoformat(updated),
-        metadata=json.loads(metadata),
+        metadata=_json(metadata, dict),
     )
 
 
-def _step(data: dict[str, Any]):
-    from memento.case import Step
-
-    return Step.model_construct(**data)
+def _json(text: str, empty: type) -> Any:
+    """json.loads, skipped for the empty list or dict that most rows hold (search reads rows hot)."""
+    return empty() if text in ("[]", "{}") else json.loads(text)
 
 
 def blob_to_vector(blob: bytes, dim: int) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The FAISS side of the bank: an id-mapped index and its crash-safe file.
 
-The file holds a small JSON header (format, generation, kind, dim) and the serialized
-index. It is written to a temporary file, fsynced and renamed over the old one, so a
-reader sees the old file or the new one, never half of one. The generation says which
+The file is FAISS's own serialization followed by a small JSON trailer (format, generation,
+kind, dim, body length). It is written to a temporary file, fsynced and renamed over the old
+one, so a reader sees the old file or the new one, never half of one. The generation says which
 state of SQLite the index reflects; the bank replays SQLite's change log past it.
 """
 
@@ -94,39 +94,19 @@ class VectorIndex:
             scores, vids = _drop_removed(scores, vids, self.removed, k)
         return scores[:, :k], vids[:, :k]
 
-    def to_bytes(self, generation: int) -> bytes:
-        header = json.dumps({"format": FORMAT, "generation": generation, "kind": self.config.kind,
-                             "dim": self.dim, "removed": sorted(self.removed)}).encode()
-        body = faiss.serialize_index(self.index).tobytes()
-        return MAGIC + struct.pack("<QQ", len(header), len(body)) + header + body
-
-    @classmethod
-    def from_bytes(cls, data: bytes, config: IndexConfig) -> tuple["VectorIndex", int]:
-        """Parse a file's bytes; ValueError on anything that is not a complete index of this kind."""
-        if not data.startswith(MAGIC):
-            raise ValueError("not a memento index file")
-        offset = len(MAGIC)
-        header_len, body_len = struct.unpack_from("<QQ", data, offset)
-        offset += 16
-        if len(data) != offset + header_len + body_len:
-            raise ValueError("index file is truncated or has trailing bytes")
-        header = json.loads(data[offset:offset + header_len])
-        if header.get("format") != FORMAT or header.get("kind") != config.kind:
-            raise ValueError(f"index file format/kind {header.get('format')}/{header.get('kind')} does not match")
-        body = np.frombuffer(data, dtype=np.uint8, offset=offset + header_len, count=body_len)
-        vector_index = cls(int(header["dim"]), config)
-        # deserialize_index already returns the concrete class; wrapping it again would free it too early.
-        vector_index.index = faiss.deserialize_index(body.copy())
-        if config.kind == "hnsw":
-            faiss.downcast_index(vector_index.index.index).hnsw.efSearch = config.ef_search
-        vector_index.removed = set(header.get("removed", []))
-        return vector_index, int(header["generation"])
-
     def save(self, path: Path, generation: int) -> None:
-        """Write atomically: temp file, fsync, rename, fsync the folder."""
+        """Write atomically: FAISS's own file plus a trailer, fsync, rename, fsync the folder.
+
+        The trailer (JSON, its length, MAGIC) sits after the index bytes, so loading is one
+        `faiss.read_index` of the file, with no copy through Python.
+        """
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(self.to_bytes(generation))
+        faiss.write_index(self.index, str(temporary))
+        body_length = temporary.stat().st_size
+        trailer = json.dumps({"format": FORMAT, "generation": generation, "kind": self.config.kind,
+                              "dim": self.dim, "body_bytes": body_length, "removed": sorted(self.removed)}).encode()
+        with open(temporary, "ab") as handle:
+            handle.write(trailer + struct.pack("<Q", len(trailer)) + MAGIC)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -138,7 +118,27 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, config: IndexConfig) -> tuple["VectorIndex", int]:
-        return cls.from_bytes(path.read_bytes(), config)
+        """Read a saved index; ValueError for anything but a complete file of this kind (FileNotFoundError if none)."""
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            if size < len(MAGIC) + 8:
+                raise ValueError("index file is too short")
+            handle.seek(size - len(MAGIC) - 8)
+            (trailer_length,) = struct.unpack("<Q", handle.read(8))
+            if handle.read(len(MAGIC)) != MAGIC or trailer_length > size:
+                raise ValueError("not a complete memento index file (no trailer)")
+            handle.seek(size - len(MAGIC) - 8 - trailer_length)
+            trailer = json.loads(handle.read(trailer_length))
+        if trailer.get("format") != FORMAT or trailer.get("kind") != config.kind:
+            raise ValueError(f"index file format/kind {trailer.get('format')}/{trailer.get('kind')} does not match")
+        if trailer["body_bytes"] != size - len(MAGIC) - 8 - trailer_length:
+            raise ValueError("index file is truncated")
+        vector_index = cls(int(trailer["dim"]), config)
+        vector_index.index = faiss.read_index(str(path))  # reads the index part, ignores the trailer
+        if config.kind == "hnsw":
+            faiss.downcast_index(vector_index.index.index).hnsw.efSearch = config.ef_search
+        vector_index.removed = set(trailer.get("removed", []))
+        return vector_index, int(trailer["generation"])
 
 
 @contextmanager
