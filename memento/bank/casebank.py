@@ -402,13 +402,24 @@ class CaseBank:
             if self._index.size == 0:
                 return []
             scores, vids = self._index.search(vector, k, allowed)
-            hit_vids = [int(v) for v in vids[0] if v >= 0]
-            cases = self._cases_by("vid", hit_vids)
-            stored = self._vectors_by_vid(hit_vids) if with_vectors else {}
-        return [SearchHit(cases[v], float(s), stored.get(v)) for v, s in zip(vids[0], scores[0]) if int(v) in cases]
+            return self._hits(vids[0], scores[0], with_vectors)
+
+    def _hits(self, vids: np.ndarray, scores: np.ndarray, with_vectors: bool) -> list[SearchHit]:
+        """Read the found cases back from SQLite in one query; ids deleted meanwhile drop out."""
+        wanted = [int(v) for v in vids if v >= 0]
+        if not wanted:
+            return []
+        extra = ", embedding" if with_vectors else ""
+        rows = self.db.conn.execute(f"SELECT vid{extra}, {CASE_FIELDS} FROM cases "
+                                    f"WHERE vid IN ({','.join('?' * len(wanted))})", wanted).fetchall()
+        start = 2 if with_vectors else 1
+        found = {row[0]: row for row in rows}
+        return [SearchHit(row_to_case(row[start:]), float(score),
+                          blob_to_vector(row[1], self.dim) if with_vectors else None)
+                for vid, score in zip(wanted, scores) if (row := found.get(vid)) is not None]
 
     def _vectors_by_vid(self, vids: list[int]) -> dict[int, np.ndarray]:
-        rows = self.db.execute(f"SELECT vid, embedding FROM cases WHERE vid IN ({','.join('?' * len(vids))})", vids)
+        rows = self.db.conn.execute(f"SELECT vid, embedding FROM cases WHERE vid IN ({','.join('?' * len(vids))})", vids)
         return {vid: blob_to_vector(blob, self.dim) for vid, blob in rows}
 
     def iter_cases(self, *, namespace=None, namespace_prefix=None, where: dict | None = None,

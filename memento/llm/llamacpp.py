@@ -102,7 +102,9 @@ class LlamaCppLLM(LLM):
                 f"lora={request.lora!r}: the llamacpp backend cannot switch LoRA adapters per call; "
                 "serve the adapter with `vllm serve --enable-lora` and use backend 'openai', or use 'transformers'"
             )
-        schema_json = json.dumps(request.json_schema, sort_keys=True) if request.json_schema else None
+        # Property order is kept: the grammar makes the model write fields in this order, and a
+        # reply cut off by max_tokens should still hold the first ones (e.g. "tool" before "input").
+        schema_json = json.dumps(request.json_schema) if request.json_schema else None
         grammar = _grammar_from_schema(self._llama_cpp, schema_json) if schema_json else None
         try:
             with self._lock:
