@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from evals.benchmarking import machine_info, save_and_print
 from memento import Case, CaseBank
 from memento.bank.vector_index import IndexConfig, VectorIndex, omp_threads
 from memento.embedders import default_embedder, normalize_rows
@@ -133,8 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/casebank.json"))
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    result: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": {
-        "cores": os.cpu_count(), "platform": platform.platform(), "faiss": faiss.__version__}, "sizes": {}}
+    result: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "machine": machine_info(faiss=faiss.__version__), "sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"add with embedding ({args.embed_cases} cases)...", flush=True)
@@ -155,10 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
                     entry[kind]["rebuild_s"] = time.perf_counter() - start
                 entry[kind]["sqlite_mb"] = (folder / f"{kind}-{n}.db").stat().st_size / 2**20
             result["sizes"][str(n)] = entry
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(render_table(result))
-    print(f"\nsaved {args.out}")
+    save_and_print(result, args.out, render_table(result))
     return result
 
 

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from evals.benchmarking import machine_info, save_and_print
 from memento.llm.base import Message
 
 PROMPT: list[Message] = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
@@ -121,19 +119,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/llm.json"))
     args = parser.parse_args(argv)
     result: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "machine": {"cores": os.cpu_count(), "platform": platform.platform(),
-                                "load_avg_at_start": os.getloadavg()}}
+                    "machine": machine_info()}
     if not args.skip_embedded:
         print(f"embedded vs raw llama-cpp-python ({args.reps} reps, {args.max_tokens} tokens)...", flush=True)
         result["embedded"] = bench_embedded(args.reps, args.max_tokens, args.n_threads)
     print(f"concurrency {args.levels} x {args.requests} requests...", flush=True)
     result["concurrency"] = bench_concurrency(args.server_url, args.levels, args.requests, args.concurrency_max_tokens,
                                               args.rounds)
-    result["machine"]["load_avg_at_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(render_table(result))
-    print(f"\nsaved {args.out}")
+    save_and_print(result, args.out, render_table(result))
     return result
 
 

@@ -34,7 +34,7 @@ from memento.bank.schema import (
     CASE_FIELDS, SCHEMA, SCHEMA_VERSION, SELECT_CASE, blob_to_vector, case_to_row, filter_sql, row_to_case,
 )
 from memento.bank.vector_index import IndexConfig, VectorIndex
-from memento.case import Case, case_field_error, namespace_key, utc_now, validate_case
+from memento.case import Case, case_field_error, utc_now, validate_case
 from memento.embedders import DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, as_query_matrix, default_embedder
 from memento.errors import (
     BankError, EmbedderMismatchError, ImportFormatError, NotFoundError, ValidationError,

@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 import httpx
 from pydantic import BaseModel, Field
 
-from memento.errors import ToolError, WebConnectionError, WebError, WebResponseError, WebTimeoutError
+from memento.errors import WebConnectionError, WebError, WebResponseError, WebTimeoutError
 from memento.tools._common import make_tool, truncate
 
 
