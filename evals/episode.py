@@ -1,0 +1,241 @@
+"""One episode of one arm: the only place the eval runner meets the agent.
+
+The runner hands an `EpisodeRunner` a task, the arm's memory and the id the episode's case must
+get, and receives an `EpisodeOutcome`. `AgentEpisodes` runs `memento.agent.Agent`; tests about
+the runner pass their own runner instead.
+
+What memory showed is not read from the agent's trace: every arm's policy is wrapped in a
+`GuardedPolicy`, which notes each selection in the running episode's `EpisodeNotes` (a context
+variable, so concurrent episodes keep theirs apart, across threads too) and, when asked, drops
+retrieved cases whose task text equals the task at hand before the agent sees them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from envs.metrics import normalize_answer
+from envs.task import Task
+from evals.config import NO_MEMORY
+from evals.records import ShownCase
+from memento.errors import NotFoundError, ValidationError
+from policies.base import CaseSelectionPolicy, Selection
+
+CURRENT_NOTES: contextvars.ContextVar[EpisodeNotes | None] = contextvars.ContextVar("memento_eval_notes", default=None)
+
+
+@dataclass
+class EpisodeNotes:
+    """What memory did during one episode, filled in by `GuardedPolicy`."""
+
+    exclude_same_task: bool = False
+    """Whether the clean-split guard is on for this episode."""
+    shown: list[ShownCase] = field(default_factory=list)
+    same_task_shown: list[str] = field(default_factory=list)
+    same_task_excluded: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NoMemoryConfig:
+    """Settings of `NoMemoryPolicy` (none that matter; `k` keeps the policy interface)."""
+
+    k: int = 4
+    """Ignored: no case is ever shown."""
+
+
+class NoMemoryPolicy(CaseSelectionPolicy):
+    """The no-memory arm's policy: selects nothing, so the agent runs without past cases."""
+
+    kind = NO_MEMORY
+    config_class = NoMemoryConfig
+
+    def select(self, state: Any, bank: Any = None, k: int | None = None, *,
+               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
+        return []
+
+
+class GuardedPolicy:
+    """A case-selection policy seen through the eval: selections noted, same-task cases optionally dropped.
+
+    Calls to the policy are serialised by a lock, since episodes of one arm run concurrently and
+    a learned policy's `update` is not safe to interleave with `select`. Everything not
+    overridden here (config, kind, ...) is the wrapped policy's own.
+    """
+
+    def __init__(self, policy: CaseSelectionPolicy):
+        self.policy = policy
+        self.lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.policy, name)
+
+    def select(self, state: Any, bank: Any = None, k: int | None = None, *, namespace: tuple[str, ...] | None = None,
+               explore: bool = False) -> list[Selection]:
+        """The wrapped policy's selection, noted in the episode's notes; without same-task cases when guarded."""
+        notes = CURRENT_NOTES.get()
+        k = self.policy.config.k if k is None else k
+        task = normalize_answer(state.task)
+        wanted = k
+        while True:
+            with self.lock:
+                selections = self.policy.select(state, bank, wanted, namespace=namespace, explore=explore)
+            same = [s for s in selections if normalize_answer(s.case.task) == task]
+            if notes is None or not notes.exclude_same_task or not same:
+                break
+            kept = [s for s in selections if normalize_answer(s.case.task) != task]
+            # Ask for more until k others are found or the bank has no more to give.
+            if len(kept) >= k or len(selections) < wanted:
+                selections = kept[:k]
+                break
+            wanted = k + len(same)
+        if notes is not None:
+            if notes.exclude_same_task:
+                notes.same_task_excluded.extend(s.case.id for s in same if s.case.id not in notes.same_task_excluded)
+                same = []
+            notes.same_task_shown.extend(s.case.id for s in same)
+            notes.shown.extend(ShownCase(id=s.case.id, score=s.score, similarity=s.similarity) for s in selections)
+        return selections
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        with self.lock:
+            self.policy.record(*args, **kwargs)
+
+    def update(self) -> dict[str, float]:
+        with self.lock:
+            return self.policy.update()
+
+    def save(self, path: str | Path) -> Path:
+        with self.lock:
+            return self.policy.save(path)
+
+
+@dataclass
+class ArmMemory:
+    """One arm: its bank (the no-memory arm has one too, for the agent's traces) and its guarded policy."""
+
+    name: str
+    bank: Any
+    policy: GuardedPolicy
+    checkpoint: Path | None = None
+    """Where a learning policy is saved after each episode, so a resumed run continues from it."""
+
+    @property
+    def has_memory(self) -> bool:
+        """False for the no-memory arm: it is shown no case and writes none."""
+        return self.name != NO_MEMORY
+
+    def save_policy(self) -> None:
+        if self.has_memory and self.checkpoint is not None:
+            self.policy.save(self.checkpoint)
+
+    def close(self) -> None:
+        self.bank.close()
+
+
+@dataclass
+class EpisodeOutcome:
+    """What an episode produced, as the runner records it."""
+
+    answer: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    steps: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    trace: Any = None
+    learned: bool = False
+    """Whether a case with the given id was written and the policy taught."""
+    shown: list[ShownCase] | None = None
+    """Set only for a recovered episode, whose selections the guard did not see."""
+
+
+Reward = Callable[[str], float]
+"""The environment's reward for an answer (the task's rule-based scorer)."""
+
+
+class EpisodeRunner(Protocol):
+    """Runs the episodes of an eval; `case_id` is None when the episode must not learn."""
+
+    async def arun(self, task: Task, arm: ArmMemory, *, case_id: str | None, explore: bool,
+                   reward: Reward) -> EpisodeOutcome:
+        """Run one episode; a learning one stores its case under `case_id`."""
+
+    def recover(self, task: Task, arm: ArmMemory, case_id: str) -> EpisodeOutcome | None:
+        """The outcome of an episode that stored case `case_id` before a crash, or None if it stored none."""
+
+    def close(self) -> None:
+        """Release what the runner holds."""
+
+
+class AgentEpisodes:
+    """Episodes run by `memento.agent.Agent`: one agent per arm, all sharing the LLM and the tools."""
+
+    def __init__(self, llm: Any, tools: list[Any], config: Any):
+        self.llm = llm
+        self.tools = tools
+        self.config = config
+        """The `AgentConfig` every arm's agent runs with."""
+        self._agents: dict[str, Any] = {}
+
+    def _agent(self, arm: ArmMemory) -> Any:
+        if arm.name not in self._agents:
+            from memento.agent import Agent
+
+            self._agents[arm.name] = Agent(self.llm, arm.bank, arm.policy, self.tools, config=self.config)
+        return self._agents[arm.name]
+
+    async def arun(self, task: Task, arm: ArmMemory, *, case_id: str | None, explore: bool,
+                   reward: Reward) -> EpisodeOutcome:
+        # The episode id names the case the agent writes: fixed by the runner, so a resumed run finds it.
+        result = await self._agent(arm).arun(task, scorer=lambda _task, answer: reward(answer),
+                                             learn=case_id is not None, episode_id=case_id)
+        if case_id is not None and result.case_id != case_id:
+            raise ValidationError(f"the agent stored episode {case_id!r} as case {result.case_id!r}; "
+                                  f"the eval needs the case id it asked for to resume safely")
+        return EpisodeOutcome(
+            answer=result.answer or "",
+            prompt_tokens=int(result.tokens.get("prompt_tokens", 0)),
+            completion_tokens=int(result.tokens.get("completion_tokens", 0)),
+            steps=len(result.trajectory),
+            timings=_node_seconds(result.trace.get("timings", {})),
+            trace=result.trace,
+            learned=case_id is not None,
+        )
+
+    def recover(self, task: Task, arm: ArmMemory, case_id: str) -> EpisodeOutcome | None:
+        try:
+            case = arm.bank.get(case_id)
+        except NotFoundError:
+            return None
+        from memento.agent import load_trace
+
+        try:
+            trace = load_trace(arm.bank, case_id)
+            shown = [ShownCase(id=s["case_id"], score=s.get("score"), similarity=s.get("similarity"))
+                     for s in trace.get("selected", [])]
+        except NotFoundError:  # died between writing the case and saving the trace
+            trace = None
+            shown = [ShownCase(id=i) for i in case.metadata.get("selected_case_ids", [])]
+        tokens = case.metadata.get("tokens", {})
+        return EpisodeOutcome(answer=case.answer, prompt_tokens=int(tokens.get("prompt_tokens", 0)),
+                              completion_tokens=int(tokens.get("completion_tokens", 0)), steps=len(case.trajectory),
+                              trace=trace, learned=True, shown=shown)
+
+    def close(self) -> None:
+        for agent in self._agents.values():
+            agent.close()
+
+
+def _node_seconds(timings: dict[str, Any]) -> dict[str, float]:
+    """Seconds per agent node (summed over repeats) plus the memory and policy shares."""
+    seconds: dict[str, float] = {}
+    for entry in timings.get("nodes", []):
+        seconds[entry["node"]] = round(seconds.get(entry["node"], 0.0) + float(entry["seconds"]), 4)
+    for key in ("memory_s", "policy_s", "active_s"):
+        if timings.get(key) is not None:
+            seconds[key] = float(timings[key])
+    return seconds
