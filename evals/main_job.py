@@ -31,7 +31,7 @@ from evals.runner import resume_config, run_eval
 from memento.errors import MementoError
 
 SUITES = ("fictional", "hotpotqa")
-DEFAULT_TASKS = {"fictional": 4, "hotpotqa": 40}
+DEFAULT_TASKS = {"fictional": 2, "hotpotqa": 40}
 """Tasks per pass; the fictional default is sized so `make run` ends within 10 minutes on 2 CPU cores."""
 
 
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m evals.main_job", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=SUITES, default="fictional")
-    parser.add_argument("--tasks", type=int, help="tasks per pass (default: 4 fictional, 40 hotpotqa)")
+    parser.add_argument("--tasks", type=int, help="tasks per pass (default: 2 fictional, 40 hotpotqa)")
     parser.add_argument("--iterations", type=int, default=3, help="passes over the tasks, memory carried over")
     parser.add_argument("--arms", default="none,neural", help=f"comma-separated, among {','.join(ARMS)}")
     parser.add_argument("--seed", type=int, default=0, help="seeds the task draw, the world, the policies, the LLM")
