@@ -207,7 +207,7 @@ class CaseBank:
         with self._lock, self._file_lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self._sync(in_transaction=True)  # catch up first, so our generation follows on from the log
+                self._sync()  # catch up first, so our generation follows on from the log
                 changes = _Changes(generation=self._meta_int("generation") + 1)
                 yield changes
                 if changes.adds or changes.dels:
@@ -529,7 +529,7 @@ class CaseBank:
 
     # ------------------------------------------------------------ the index
 
-    def _sync(self, *, in_transaction: bool = False) -> None:
+    def _sync(self) -> None:
         """Replay the change log past this process's generation into the in-memory index."""
         db_generation = self._meta_int("generation")
         if db_generation == self._generation:
@@ -551,23 +551,31 @@ class CaseBank:
         self._generation = db_generation
 
     def _rebuild(self, reason: str | None) -> None:
-        """Build the index from the embeddings stored in SQLite, and save it."""
+        """Build the index from the embeddings stored in SQLite, and save it.
+
+        Inside a write transaction (a writer that fell behind a trimmed change log) the rows are
+        read in that transaction, and the file is saved later, by the next save_index().
+        """
         if reason:
             log.warning("rebuilding the FAISS index of '%s' from SQLite: %s", self.path, reason)
         with self._lock:
-            self.db.execute("BEGIN")  # one snapshot: rows and generation agree
+            own_snapshot = not self.db.conn.in_transaction
+            if own_snapshot:
+                self.db.execute("BEGIN")  # one snapshot: rows and generation agree
             try:
                 generation = self._meta_int("generation")
                 index = VectorIndex(self.dim, self.index_config)
-                cursor = self.db.execute("SELECT vid, embedding FROM cases ORDER BY vid")
+                cursor = self.db.conn.execute("SELECT vid, embedding FROM cases ORDER BY vid")
                 while rows := cursor.fetchmany(10_000):
                     index.add(np.array([r[0] for r in rows], dtype=np.int64),
                               np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim))
             finally:
-                self.db.execute("COMMIT")
+                if own_snapshot:
+                    self.db.execute("COMMIT")
             self._index, self._generation = index, generation
             self._saved_generation = -1
-            self.save_index()
+            if own_snapshot:
+                self.save_index()
 
     def save_index(self) -> None:
         """Write the index file (atomically) if it is behind, and trim the change log behind it."""

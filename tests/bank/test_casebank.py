@@ -197,3 +197,17 @@ def test_import_binary_file_is_a_format_error(tmp_path, bank):
     with pytest.raises(ImportFormatError, match="not UTF-8"):
         bank.import_jsonl(binary)
     assert bank.count() == 0
+
+
+def test_a_writer_behind_a_pruned_change_log_rebuilds_inside_its_write(tmp_path, fake_embedder):
+    path = tmp_path / "lag.db"
+    behind = CaseBank(path, embedder=fake_embedder)
+    with CaseBank(path, embedder=fake_embedder) as other:
+        other.add(Case(task=TASKS[0]))
+        with other.write_transaction() as conn:  # as if the log had been trimmed past `behind`
+            conn.execute("UPDATE bank_meta SET value = (SELECT value FROM bank_meta WHERE key = 'generation') "
+                         "WHERE key = 'pruned_through'")
+    added = behind.add(Case(task=TASKS[1]))
+    assert behind.count() == 2 and behind.search(TASKS[1], k=1)[0].case.id == added.id
+    assert behind.stats()["index"]["healthy"]
+    behind.close()
