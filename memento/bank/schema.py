@@ -46,8 +46,6 @@ CREATE TABLE IF NOT EXISTS bank_changes (
 CREATE INDEX IF NOT EXISTS bank_changes_generation ON bank_changes (generation);
 """
 
-CASE_COLUMNS = ("id", "vid", "namespace", "task", "plan", "trajectory", "answer", "reward",
-                "created_at", "updated_at", "metadata", "embedding")
 CASE_FIELDS = "id, namespace, task, plan, trajectory, answer, reward, created_at, updated_at, metadata"
 SELECT_CASE = f"SELECT {CASE_FIELDS} FROM cases"
 
