@@ -336,7 +336,7 @@ class CaseBank:
 
     def delete_where(self, *, namespace=None, namespace_prefix=None, where: dict | None = None, **filters: Any) -> int:
         """Delete every case matching the filters (at least one filter is required)."""
-        if namespace is None and not namespace_prefix and not where and not any(v is not None for v in filters.values()):
+        if namespace is None and namespace_prefix is None and not where and not any(v is not None for v in filters.values()):
             raise ValidationError("delete_where() needs at least one filter; to empty the bank, delete its file")
         ids = [c.id for c in self.iter_cases(namespace=namespace, namespace_prefix=namespace_prefix, where=where, **filters)]
         return self.delete_many(ids, missing_ok=True)
@@ -394,7 +394,7 @@ class CaseBank:
         with self._lock:
             self._sync()
             allowed = None
-            if namespace is not None or namespace_prefix or where or any(v is not None for v in filters.values()):
+            if namespace is not None or namespace_prefix is not None or where or any(v is not None for v in filters.values()):
                 clause, params = filter_sql(namespace=namespace, namespace_prefix=namespace_prefix, where=where, **filters)
                 allowed = np.array([r[0] for r in self.db.execute(f"SELECT vid FROM cases{clause}", params)], dtype=np.int64)
                 if not len(allowed):

@@ -9,6 +9,7 @@ it is never reused, and a re-embedded case gets a new one, so the change log
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import datetime
 from typing import Any, Iterable
@@ -81,6 +82,30 @@ def blob_to_vector(blob: bytes, dim: int) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float32, count=dim)
 
 
+# A metadata filter key: letters, digits, '_', '-' and '.', starting with a letter or '_'. The key only
+# ever reaches SQL inside a bound JSON-path parameter; the pattern keeps that path a single member name.
+METADATA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+
+
+def metadata_path(key: Any) -> str:
+    """The JSON path of a top-level metadata key, for binding as a parameter (never spliced into SQL)."""
+    if not isinstance(key, str) or not METADATA_KEY.fullmatch(key):
+        raise ValidationError(
+            f"metadata filter key {key!r:.80} is not allowed: a key is 1-128 letters, digits, '_', '-' or '.', "
+            "starting with a letter or '_' (e.g. 'dataset' or 'judge_v2'); rename the key or filter in Python"
+        )
+    return f'$."{key}"'
+
+
+def _filter_value(key: str, value: Any) -> Any:
+    if isinstance(value, (dict, list)) or value is None or not isinstance(value, (str, int, float)):
+        raise ValidationError(
+            f"metadata filter {key}={value!r:.80}: only equality on strings, numbers and booleans is supported; "
+            "filter other values in Python after iter_cases()"
+        )
+    return int(value) if isinstance(value, bool) else value
+
+
 def filter_sql(*, namespace=None, namespace_prefix=None, where: dict[str, Any] | None = None,
                min_reward: float | None = None, max_reward: float | None = None,
                text: str | None = None, since: datetime | None = None,
@@ -95,19 +120,18 @@ def filter_sql(*, namespace=None, namespace_prefix=None, where: dict[str, Any] |
     if namespace is not None:
         clauses.append("namespace = ?")
         params.append(namespace_key(namespace))
-    if namespace_prefix:
+    if namespace_prefix is not None:
+        if not namespace_key(namespace_prefix):
+            raise ValidationError(
+                "namespace_prefix '' would match every namespace; pass None (or leave --namespace-prefix out) "
+                "to mean all namespaces, or name the prefix, e.g. 'team/alice'"
+            )
         prefix = namespace_key(namespace_prefix)
         clauses.append("(namespace = ? OR substr(namespace, 1, ?) = ?)")
         params += [prefix, len(prefix) + 1, prefix + "/"]
     for key, value in (where or {}).items():
-        if not isinstance(key, str) or not key or '"' in key:
-            raise ValidationError(f"metadata filter key {key!r} must be a non-empty string without '\"'")
-        if isinstance(value, (dict, list)) or value is None:
-            raise ValidationError(
-                f"metadata filter {key}={value!r}: only equality on strings, numbers and booleans is supported"
-            )
-        clauses.append(f"json_extract(metadata, '$.\"{key}\"') = ?")
-        params.append(int(value) if isinstance(value, bool) else value)
+        clauses.append("json_extract(metadata, ?) = ?")
+        params += [metadata_path(key), _filter_value(key, value)]
     if min_reward is not None:
         clauses.append("reward >= ?")
         params.append(float(min_reward))
