@@ -4,6 +4,9 @@ A backend implements `_complete` (one request) and may override `_acomplete` (na
 and `_complete_batch` (native batching, as vLLM does). Everything else lives here:
 sync and async calls, many requests at once under a concurrency limit, structured output
 (validated, one repair retry), and token usage counted per call and over the object's life.
+
+A batch never loses work to one bad request: `complete_many` returns, in input order, each
+request's `Completion` or the typed `MementoError` it failed with (`strict=True` raises instead).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel
 
-from memento.errors import StructuredOutputError, ValidationError
+from memento.errors import MementoError, StructuredOutputError, ValidationError
 from memento.llm.json_schema import parse_json_reply, schema_problems
 
 Message = dict[str, str]
@@ -94,10 +97,10 @@ class LLM(ABC):
         """Async twin of `_complete`; by default runs the sync call in a worker thread."""
         return await asyncio.to_thread(self._complete, request)
 
-    def _complete_batch(self, requests: list[Request], concurrency: int) -> list[Completion]:
-        """Run many requests; by default `concurrency` threads each running `_complete`."""
+    def _complete_batch(self, requests: list[Request], concurrency: int) -> list[Completion | MementoError]:
+        """Run many requests, each to its completion or its typed error; by default in `concurrency` threads."""
         with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(requests)))) as pool:
-            return list(pool.map(self._timed_complete, requests))
+            return list(pool.map(self._settled_complete, requests))
 
     # ---- the public interface ------------------------------------------------------------
     @property
@@ -132,31 +135,41 @@ class LLM(ABC):
     ) -> Completion:
         """Async twin of `complete`."""
         request = self._request(messages, temperature, max_tokens, stop, json_schema, lora)
-        started = time.perf_counter()
-        completion = await self._acomplete(request)
-        completion.latency_s = time.perf_counter() - started
-        return self._record(completion)
+        return self._record(await self._timed_acomplete(request))
 
-    def complete_many(self, batch: list[list[Message]], *, concurrency: int = 8, **kwargs: Any) -> list[Completion]:
-        """Answer many conversations with up to `concurrency` in flight; results keep the input order."""
+    def complete_many(
+        self, batch: list[list[Message]], *, concurrency: int = 8, strict: bool = False, **kwargs: Any
+    ) -> list[Completion | MementoError]:
+        """Answer many conversations with up to `concurrency` in flight; results keep the input order.
+
+        A request that fails costs only itself: its place holds the typed error it failed with
+        (an `LLMError`, or the `ValidationError` of a request the backend refused) and every other
+        request still runs and returns its `Completion`. With `strict=True` the first failure is
+        raised instead, once every request has finished (their tokens are still counted).
+        """
         _check_concurrency(concurrency)
         requests = [self._request(messages, **kwargs) for messages in batch]
         if not requests:
             return []
-        return [self._record(completion) for completion in self._complete_batch(requests, concurrency)]
+        outcomes = self._complete_batch(requests, concurrency)
+        return _settle([self._record(o) if isinstance(o, Completion) else o for o in outcomes], strict=strict)
 
     async def acomplete_many(
-        self, batch: list[list[Message]], *, concurrency: int = 8, **kwargs: Any
-    ) -> list[Completion]:
+        self, batch: list[list[Message]], *, concurrency: int = 8, strict: bool = False, **kwargs: Any
+    ) -> list[Completion | MementoError]:
         """Async twin of `complete_many`: at most `concurrency` calls in flight at once."""
         _check_concurrency(concurrency)
+        requests = [self._request(messages, **kwargs) for messages in batch]
         gate = asyncio.Semaphore(concurrency)
 
-        async def one(messages: list[Message]) -> Completion:
+        async def one(request: Request) -> Completion | MementoError:
             async with gate:
-                return await self.acomplete(messages, **kwargs)
+                try:
+                    return self._record(await self._timed_acomplete(request))
+                except MementoError as error:
+                    return error
 
-        return list(await asyncio.gather(*(one(messages) for messages in batch)))
+        return _settle(list(await asyncio.gather(*(one(request) for request in requests))), strict=strict)
 
     def structured(self, messages: list[Message], schema: type[BaseModel] | dict, **kwargs: Any) -> BaseModel | dict:
         """Answer with JSON matching `schema`, validated; a pydantic model in, an instance out.
@@ -215,6 +228,19 @@ class LLM(ABC):
         completion.latency_s = time.perf_counter() - started
         return completion
 
+    async def _timed_acomplete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        completion = await self._acomplete(request)
+        completion.latency_s = time.perf_counter() - started
+        return completion
+
+    def _settled_complete(self, request: Request) -> Completion | MementoError:
+        """One request of a batch: its completion, or the typed error it failed with (bugs still raise)."""
+        try:
+            return self._timed_complete(request)
+        except MementoError as error:
+            return error
+
     def _record(self, completion: Completion) -> Completion:
         with self._usage_lock:
             self._usage_total = self._usage_total + completion.usage
@@ -236,6 +262,20 @@ class LLM(ABC):
 def _check_concurrency(concurrency: int) -> None:
     if concurrency < 1:
         raise ValidationError(f"concurrency {concurrency} is below 1; pass how many requests may be in flight")
+
+
+def _settle(outcomes: list[Completion | MementoError], *, strict: bool) -> list[Completion | MementoError]:
+    """A batch's outcomes as they are, or (strict) the first failure raised, saying what else it held."""
+    failed = [index for index, outcome in enumerate(outcomes) if isinstance(outcome, MementoError)]
+    if strict and failed:
+        first = outcomes[failed[0]]
+        first.add_note(
+            f"request {failed[0]} of a batch of {len(outcomes)} failed ({len(failed)} failed in all); "
+            f"the {len(outcomes) - len(failed)} completions that succeeded were dropped by strict=True: "
+            "call without strict to get each completion and each error in its place"
+        )
+        raise first
+    return outcomes
 
 
 def _check_messages(messages: list[Message]) -> None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from memento.errors import ValidationError, missing_extra
+from memento.errors import MementoError, ValidationError, missing_extra
 from memento.llm.base import LLM, Completion, Message, Request, Usage
 
 
@@ -87,25 +87,41 @@ class VLLMLLM(LLM):
         self._lock = threading.Lock()  # one engine, driven by one caller at a time
 
     def _complete(self, request: Request) -> Completion:
-        return self._complete_batch([request], concurrency=1)[0]
+        outcome = self._complete_batch([request], concurrency=1)[0]
+        if isinstance(outcome, MementoError):
+            raise outcome
+        return outcome
 
-    def _complete_batch(self, requests: list[Request], concurrency: int) -> list[Completion]:
-        """One `chat` call for the whole batch: vLLM batches better than any client-side limit."""
-        conversations: list[list[Message]] = [request.messages for request in requests]
-        params = [self._sampling_params(request) for request in requests]
-        loras = [self._lora_request(request.lora) for request in requests]
-        with self._lock:
-            started = time.perf_counter()
-            outputs = self.engine.chat(conversations, sampling_params=params, lora_request=loras, use_tqdm=False)
-            elapsed = time.perf_counter() - started
-        # Each answer of a batch gets the batch's wall time: they were computed together.
-        return [self._completion(output, request, elapsed) for output, request in zip(outputs, requests)]
+    def _complete_batch(self, requests: list[Request], concurrency: int) -> list[Completion | MementoError]:
+        """One `chat` call for the whole batch: vLLM batches better than any client-side limit.
+
+        A request naming an adapter that is not loaded fails alone; the others still run.
+        """
+        outcomes: list[Completion | MementoError | None] = [None] * len(requests)
+        runnable = []
+        for index, request in enumerate(requests):
+            try:
+                runnable.append((index, request, self._lora_request(request.lora)))
+            except MementoError as error:
+                outcomes[index] = error
+        if runnable:
+            conversations: list[list[Message]] = [request.messages for _, request, _ in runnable]
+            params = [self._sampling_params(request) for _, request, _ in runnable]
+            loras = [lora for _, _, lora in runnable]
+            with self._lock:
+                started = time.perf_counter()
+                outputs = self.engine.chat(conversations, sampling_params=params, lora_request=loras, use_tqdm=False)
+                elapsed = time.perf_counter() - started
+            # Each answer of a batch gets the batch's wall time: they were computed together.
+            for (index, request, _), output in zip(runnable, outputs):
+                outcomes[index] = self._completion(output, request, elapsed)
+        return outcomes
 
     async def acomplete_many(
-        self, batch: list[list[Message]], *, concurrency: int = 8, **kwargs: Any
-    ) -> list[Completion]:
+        self, batch: list[list[Message]], *, concurrency: int = 8, strict: bool = False, **kwargs: Any
+    ) -> list[Completion | MementoError]:
         """Async twin of `complete_many`: the batch still goes to vLLM in one piece."""
-        return await asyncio.to_thread(self.complete_many, batch, concurrency=concurrency, **kwargs)
+        return await asyncio.to_thread(self.complete_many, batch, concurrency=concurrency, strict=strict, **kwargs)
 
     def _sampling_params(self, request: Request) -> Any:
         structured = self._structured_params(json=request.json_schema) if request.json_schema else None

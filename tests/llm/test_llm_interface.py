@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 import memento.llm
-from memento.errors import MissingExtraError, StructuredOutputError, ValidationError
+from memento.errors import LLMError, MissingExtraError, StructuredOutputError, ValidationError
 from memento.llm import LLM, Completion, ScriptedLLM, Usage, load_llm
 from memento.llm.json_schema import parse_json_reply, schema_problems
 
@@ -205,6 +205,42 @@ def test_complete_many_runs_threads_up_to_the_limit():
     assert [r.text for r in results] == [f"echo q{i}" for i in range(6)]
     assert counter.peak == 2
     assert llm.complete_many([]) == []
+
+
+def failing_on(*contents, error=LLMError):
+    """A handler that raises `error` for the given message contents and echoes the rest."""
+    def handler(messages):
+        content = messages[-1]["content"]
+        if content in contents:
+            raise error(f"scripted failure on {content!r}")
+        return "echo " + content
+    return handler
+
+
+@pytest.mark.parametrize("error", [LLMError, ValidationError])
+def test_one_failed_request_costs_only_itself(error):
+    llm = ScriptedLLM(failing_on("q3", error=error))
+    batch = [user(f"q{i}") for i in range(8)]
+    for results in (llm.complete_many(batch, concurrency=4), asyncio.run(llm.acomplete_many(batch, concurrency=4))):
+        assert [r.text for i, r in enumerate(results) if i != 3] == [f"echo q{i}" for i in range(8) if i != 3]
+        assert isinstance(results[3], error) and "q3" in str(results[3])
+    assert llm.usage_total.completion_tokens == 2 * 7 * 2  # 7 two-word replies, sync and async
+
+
+def test_strict_raises_the_first_failure_once_the_batch_is_done():
+    llm = ScriptedLLM(failing_on("q1", "q4"))
+    with pytest.raises(LLMError, match="'q1'") as caught:
+        llm.complete_many([user(f"q{i}") for i in range(6)], concurrency=2, strict=True)
+    assert "request 1 of a batch of 6 failed (2 failed in all)" in caught.value.__notes__[0]
+    assert len(llm.calls) == 6  # every request ran
+    with pytest.raises(LLMError, match="'q1'"):
+        asyncio.run(llm.acomplete_many([user(f"q{i}") for i in range(6)], strict=True))
+
+
+def test_a_bug_in_a_backend_is_not_swallowed_by_a_batch():
+    llm = ScriptedLLM(failing_on("q0", error=ZeroDivisionError))
+    with pytest.raises(ZeroDivisionError):
+        llm.complete_many([user("q0"), user("q1")])
 
 
 def test_load_llm_names_the_backends_it_knows():

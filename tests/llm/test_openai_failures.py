@@ -93,6 +93,13 @@ class Handler(BaseHTTPRequestHandler):
             with server.lock:
                 server.in_flight -= 1
             return self.reply(200, completion_body(text=body["messages"][-1]["content"]))
+        if behaviour == "bymessage":  # the message says what to do: "refuse" a 400, "stall" a stall, else echo
+            content = body["messages"][-1]["content"]
+            if content.startswith("refuse"):
+                return self.reply(400, {"error": f"cannot answer {content!r}"})
+            if content.startswith("stall"):
+                server.stop_stalling.wait(STALL_S)
+            return self.reply(200, completion_body(text=content))
         return self.reply(404, {"error": f"no behaviour {behaviour!r}"})
 
     def reply(self, status, payload, headers=None):
@@ -288,3 +295,43 @@ def test_complete_many_keeps_requests_in_flight_too(server):
     results = llm.complete_many([[{"role": "user", "content": f"q{i}"}] for i in range(4)], concurrency=4)
     assert [r.text for r in results] == [f"q{i}" for i in range(4)]
     assert server.peak_in_flight == 4
+
+
+def mixed_batch():
+    """Eight requests: one the server refuses (HTTP 400), one it stalls past the timeout, six it answers."""
+    contents = [f"q{i}" for i in range(8)]
+    contents[2], contents[5] = "refuse q2", "stall q5"
+    return [[{"role": "user", "content": content}] for content in contents]
+
+
+def assert_each_request_kept_its_outcome(results, server, key):
+    assert len(results) == 8 and server.hits[key] == 8  # every request was sent, none dropped
+    assert [r.text for i, r in enumerate(results) if i not in (2, 5)] == [f"q{i}" for i in (0, 1, 3, 4, 6, 7)]
+    assert isinstance(results[2], LLMResponseError) and results[2].status_code == 400
+    assert isinstance(results[5], LLMTimeoutError)
+
+
+def test_complete_many_returns_each_success_and_each_failure_in_its_place(server):
+    llm, key = client(server, "bymessage", timeout_s=0.5)
+    results = llm.complete_many(mixed_batch(), concurrency=8)
+    assert_each_request_kept_its_outcome(results, server, key)
+    assert llm.usage_total.total_tokens == 6 * 9  # the six completions are counted
+
+
+def test_acomplete_many_returns_each_success_and_each_failure_in_its_place(server):
+    llm, key = client(server, "bymessage", timeout_s=0.5)
+    results = asyncio.run(llm.acomplete_many(mixed_batch(), concurrency=3))
+    assert_each_request_kept_its_outcome(results, server, key)
+    assert llm.usage_total.total_tokens == 6 * 9
+
+
+def test_a_strict_batch_raises_the_first_failure_after_every_request_ran(server):
+    llm, key = client(server, "bymessage", timeout_s=0.5)
+    with pytest.raises(LLMResponseError, match="HTTP 400") as caught:
+        llm.complete_many(mixed_batch(), concurrency=8, strict=True)
+    assert "request 2 of a batch of 8 failed (2 failed in all)" in caught.value.__notes__[0]
+    assert server.hits[key] == 8 and llm.usage_total.total_tokens == 6 * 9
+    async_llm, async_key = client(server, "bymessage", timeout_s=0.5)
+    with pytest.raises(LLMResponseError, match="HTTP 400"):
+        asyncio.run(async_llm.acomplete_many(mixed_batch(), concurrency=8, strict=True))
+    assert server.hits[async_key] == 8
