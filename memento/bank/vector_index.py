@@ -4,12 +4,17 @@ The file is FAISS's own serialization followed by a small JSON trailer (format, 
 kind, dim, body length). It is written to a temporary file, fsynced and renamed over the old
 one, so a reader sees the old file or the new one, never half of one. The generation says which
 state of SQLite the index reflects; the bank replays SQLite's change log past it.
+
+A writer killed during a save leaves its temporary file (`.<bank>.faiss.<pid>.tmp`) behind;
+loading removes those whose process is gone.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +25,8 @@ import numpy as np
 
 MAGIC = b"MEMENTO-FAISS\x00"
 FORMAT = 1
+
+log = logging.getLogger("memento.bank")
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,7 @@ class VectorIndex:
         The trailer (JSON, its length, MAGIC) sits after the index bytes, so loading is one
         `faiss.read_index` of the file, with no copy through Python.
         """
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary = temporary_path(path, os.getpid())
         faiss.write_index(self.index, str(temporary))
         body_length = temporary.stat().st_size
         trailer = json.dumps({"format": FORMAT, "generation": generation, "kind": self.config.kind,
@@ -118,7 +125,11 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, config: IndexConfig) -> tuple["VectorIndex", int]:
-        """Read a saved index; ValueError for anything but a complete file of this kind (FileNotFoundError if none)."""
+        """Read a saved index; ValueError for anything but a complete file of this kind (FileNotFoundError if none).
+
+        Temporary files left by writers that died during a save are removed first.
+        """
+        remove_stale_temporaries(path)
         size = path.stat().st_size
         with open(path, "rb") as handle:
             if size < len(MAGIC) + 8:
@@ -139,6 +150,48 @@ class VectorIndex:
             faiss.downcast_index(vector_index.index.index).hnsw.efSearch = config.ef_search
         vector_index.removed = set(trailer.get("removed", []))
         return vector_index, int(trailer["generation"])
+
+
+def temporary_path(path: Path, pid: int) -> Path:
+    """Where process `pid` writes the next version of the index file `path` before renaming it."""
+    return path.with_name(f".{path.name}.{pid}.tmp")
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files of `path` whose writer process is no longer alive; returns them.
+
+    A live writer's file is left alone: it may be mid-save. (A writer in another PID namespace
+    sharing this folder would look dead; banks are shared between processes of one host.)
+    """
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.tmp$")
+    removed = []
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return removed  # an unreadable folder: the load that follows reports it
+    for sibling in siblings:
+        match = pattern.match(sibling.name)
+        if match and not _process_alive(int(match.group(1))):
+            try:
+                sibling.unlink()
+            except FileNotFoundError:
+                continue  # another process opening the bank removed it first
+            except OSError as error:
+                log.warning("cannot remove the stale index file '%s': %s", sibling, error)
+                continue
+            log.info("removed '%s', left by a writer that died during a save", sibling)
+            removed.append(sibling)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: checks existence and permission, sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
 
 
 @contextmanager
