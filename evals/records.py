@@ -13,6 +13,7 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
+from statistics import median
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from envs.metrics import pass_at_k
+from evals.config import NO_MEMORY
+from evals.stats import Estimate, mean_over_tasks, paired_difference
 from memento.errors import DataError
 
 Phase = Literal["train", "test"]
@@ -80,6 +83,8 @@ class EpisodeRecord(BaseModel):
     """Wall time of the episode (judge excluded)."""
     timings: dict[str, float] = Field(default_factory=dict)
     steps: int = 0
+    llm_calls: int | None = None
+    """LLM calls the episode made; None in logs written before the runner counted them."""
     error: str | None = None
     """Set when the episode failed with a memento error; it counts as a wrong answer."""
     recovered: bool = False
@@ -170,6 +175,58 @@ class MetricRow(BaseModel):
     seconds: float = 0.0
 
 
+class ArmInterval(BaseModel):
+    """EM and F1 of one arm on one pass, each a mean over tasks with its 95% bootstrap interval."""
+
+    arm: str
+    phase: Phase
+    group: str
+    """The pass number."""
+    n: int
+    """Episodes (tasks x attempts); the estimates' own `n` counts tasks."""
+    em: Estimate
+    f1: Estimate
+
+
+class BaselineDifference(BaseModel):
+    """One arm minus the no-memory arm on one pass, paired by task and attempt, with 95% bootstrap intervals."""
+
+    arm: str
+    baseline: str = NO_MEMORY
+    phase: Phase
+    group: str
+    """The pass number."""
+    pairs: int
+    """Episodes paired (same task and attempt in both arms); the estimates' own `n` counts tasks."""
+    em: Estimate
+    f1: Estimate
+
+
+class ArmCost(BaseModel):
+    """What an episode of one arm cost in one phase: wall time, LLM calls, tokens and agent steps."""
+
+    arm: str
+    phase: Phase
+    episodes: int
+    seconds: float
+    """Mean wall time of an episode (judge excluded)."""
+    seconds_median: float
+    llm_calls: float | None = None
+    """Mean LLM calls per episode, over the episodes that recorded them; None when none did."""
+    prompt_tokens: float
+    completion_tokens: float
+    steps: float
+
+
+class TrainingCurve(BaseModel):
+    """One arm's training episodes in the order they ran (all passes): the learning curve's data."""
+
+    arm: str
+    iteration: list[int]
+    """The pass of each episode."""
+    em: list[float]
+
+
 class EvalSummary(BaseModel):
     """summary.json: the tables of the report, as data."""
 
@@ -190,6 +247,14 @@ class EvalSummary(BaseModel):
     """Wall time of the invocation that wrote this summary (set-up included)."""
     episode_seconds: float = 0.0
     """Sum of episode wall times over the whole run, resumed parts included."""
+    intervals: list[ArmInterval] = Field(default_factory=list)
+    """Per arm and pass: EM and F1 with 95% bootstrap intervals over tasks."""
+    versus_baseline: list[BaselineDifference] = Field(default_factory=list)
+    """Per arm other than 'none' and pass: the paired difference to the 'none' arm; empty without that arm."""
+    costs: list[ArmCost] = Field(default_factory=list)
+    """Per arm and phase: mean episode time, LLM calls and tokens."""
+    training_curves: list[TrainingCurve] = Field(default_factory=list)
+    """Per arm: EM of each training episode in the order run."""
 
     @computed_field
     @property
@@ -197,9 +262,22 @@ class EvalSummary(BaseModel):
         """Whether every planned episode is done (else: run the same config again to resume)."""
         return self.episodes >= self.expected_episodes
 
+    @property
+    def scored_pass(self) -> tuple[Phase, str]:
+        """(phase, pass) of the headline numbers: the test pass (split) or the last learning pass (iterated)."""
+        return ("test", "1") if self.protocol == "split" else ("train", str(self.iterations))
+
     def row(self, arm: str, phase: str, group: str) -> MetricRow | None:
         """The by-iteration row of `arm` for `phase` and pass `group`, if any."""
         return next((r for r in self.by_iteration if (r.arm, r.phase, r.group) == (arm, phase, group)), None)
+
+    def interval(self, arm: str, phase: str, group: str) -> ArmInterval | None:
+        """EM and F1 with their intervals for `arm` on `phase` and pass `group`, if any."""
+        return next((r for r in self.intervals if (r.arm, r.phase, r.group) == (arm, phase, group)), None)
+
+    def difference(self, arm: str, phase: str, group: str) -> BaselineDifference | None:
+        """The paired difference of `arm` to the 'none' arm on `phase` and pass `group`, if any."""
+        return next((r for r in self.versus_baseline if (r.arm, r.phase, r.group) == (arm, phase, group)), None)
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -264,4 +342,81 @@ def summarize(records: list[EpisodeRecord], *, run_dir: str, protocol: str, arms
         by_domain=by_domain,
         elapsed_s=elapsed_s,
         episode_seconds=sum(r.seconds for r in records),
+        intervals=[arm_interval(key, group) for key, group in _by_pass(records, arms).items()],
+        versus_baseline=baseline_differences(records, arms),
+        costs=[arm_cost(arm, phase, group) for (arm, phase), group in _grouped(records, arms, lambda r: r.phase)],
+        training_curves=[TrainingCurve(arm=arm, iteration=[r.iteration for r in train],
+                                       em=[r.scores.get("em", 0.0) for r in train])
+                         for arm in arms if (train := [r for r in records if r.arm == arm and r.phase == "train"])],
+    )
+
+
+# --- intervals, differences to no memory, costs ---------------------------------------------
+
+
+def _grouped(records: list[EpisodeRecord], arms: list[str],
+             group_of) -> list[tuple[tuple[str, Any], list[EpisodeRecord]]]:
+    """Records by (arm, group_of(record)), arms in run order, groups in first-seen order."""
+    groups: dict[tuple[str, Any], list[EpisodeRecord]] = defaultdict(list)
+    for record in records:
+        groups[record.arm, group_of(record)].append(record)
+    order = {arm: i for i, arm in enumerate(arms)}
+    return sorted(groups.items(), key=lambda item: order.get(item[0][0], len(order)))
+
+
+def _by_pass(records: list[EpisodeRecord], arms: list[str]) -> dict[tuple[str, Phase, str], list[EpisodeRecord]]:
+    """Records by (arm, phase, pass): arms in run order, train passes in order, then the test pass."""
+    order = {arm: i for i, arm in enumerate(arms)}
+    ordered = sorted(records, key=lambda r: (order.get(r.arm, len(order)), r.phase != "train", r.iteration))
+    groups: dict[tuple[str, Phase, str], list[EpisodeRecord]] = defaultdict(list)
+    for record in ordered:
+        groups[record.arm, record.phase, str(record.iteration)].append(record)
+    return groups
+
+
+def arm_interval(key: tuple[str, Phase, str], records: list[EpisodeRecord]) -> ArmInterval:
+    """EM and F1 of one arm's pass, with bootstrap intervals over its tasks."""
+    arm, phase, group = key
+    return ArmInterval(arm=arm, phase=phase, group=group, n=len(records),
+                       em=mean_over_tasks((r.task_id, r.scores.get("em", 0.0)) for r in records),
+                       f1=mean_over_tasks((r.task_id, r.scores.get("f1", 0.0)) for r in records))
+
+
+def baseline_differences(records: list[EpisodeRecord], arms: list[str]) -> list[BaselineDifference]:
+    """Each arm minus the 'none' arm, pass by pass, on the tasks and attempts both ran."""
+    groups = _by_pass(records, arms)
+    differences = []
+    for (arm, phase, group), rows in groups.items():
+        baseline = groups.get((NO_MEMORY, phase, group))
+        if arm == NO_MEMORY or not baseline:
+            continue
+        pairs = len({(r.task_id, r.attempt) for r in rows} & {(r.task_id, r.attempt) for r in baseline})
+        if pairs:
+            em, f1 = (paired_difference(_keyed(rows, metric), _keyed(baseline, metric)) for metric in ("em", "f1"))
+            differences.append(BaselineDifference(arm=arm, phase=phase, group=group, pairs=pairs, em=em, f1=f1))
+    return differences
+
+
+def _keyed(records: list[EpisodeRecord], metric: str) -> dict[tuple[str, int], float]:
+    return {(r.task_id, r.attempt): r.scores.get(metric, 0.0) for r in records}
+
+
+def llm_calls_of(record: EpisodeRecord) -> int | None:
+    """The record's LLM call count; for a log written before the field, the length of the trace's call list."""
+    if record.llm_calls is not None:
+        return record.llm_calls
+    calls = record.trace.get("llm_calls") if isinstance(record.trace, dict) else None
+    return len(calls) if isinstance(calls, list) else None
+
+
+def arm_cost(arm: str, phase: Phase, records: list[EpisodeRecord]) -> ArmCost:
+    """Mean (and median) wall time, LLM calls, tokens and steps of one arm's episodes in one phase."""
+    calls = [c for c in map(llm_calls_of, records) if c is not None]
+    return ArmCost(
+        arm=arm, phase=phase, episodes=len(records),
+        seconds=_mean(r.seconds for r in records), seconds_median=median(r.seconds for r in records),
+        llm_calls=_mean(calls) if calls else None,
+        prompt_tokens=_mean(r.prompt_tokens for r in records),
+        completion_tokens=_mean(r.completion_tokens for r in records),
+        steps=_mean(r.steps for r in records),
     )
