@@ -1,6 +1,9 @@
 """report.md: the run's tables in markdown, the plots, and how to reproduce it.
 
-`format_tables(summary)` gives the same tables as text, for the terminal.
+`format_tables(summary)` gives the same tables as text, for the terminal. The headline table is
+the scored pass (the held-out test pass of the split protocol, else the last learning pass): EM
+and F1 per arm with 95% bootstrap intervals over tasks, and each arm's paired difference to the
+no-memory arm; an interval that excludes zero is starred.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ import json
 from pathlib import Path
 
 from evals.manifest import MANIFEST_FILE
+from evals.config import NO_MEMORY
 from evals.records import EvalSummary, MetricRow
+from evals.stats import Estimate
 
 
 def _pass_label(row: MetricRow) -> str:
@@ -24,6 +29,57 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _interval(value: Estimate | None, *, signed: bool = False) -> str:
+    """'0.433 [0.267, 0.600]'; a signed difference is starred when its interval excludes zero."""
+    if value is None:
+        return "-"
+    form = "+.3f" if signed else ".3f"
+    text = f"{value.mean:{form}} [{value.low:{form}}, {value.high:{form}}]"
+    return text + " *" if signed and value.excludes_zero else text
+
+
+def _scored_label(summary: EvalSummary) -> str:
+    return "held-out test pass" if summary.protocol == "split" else f"last learning pass ({summary.iterations})"
+
+
+def headline_table(summary: EvalSummary) -> str:
+    """The scored pass per arm: n, EM and F1 with 95% intervals, and the paired differences to no memory."""
+    phase, group = summary.scored_pass
+    paired = NO_MEMORY in summary.arms
+    header = ["arm", "n", "EM [95% CI]", "F1 [95% CI]",
+              *([f"ΔEM vs {NO_MEMORY} [95% CI]", f"ΔF1 vs {NO_MEMORY} [95% CI]"] if paired else [])]
+    rows = []
+    for arm in summary.arms:
+        scores = summary.interval(arm, phase, group)
+        if scores is None:
+            continue
+        cells = [arm, str(scores.n), _interval(scores.em), _interval(scores.f1)]
+        if paired:
+            difference = summary.difference(arm, phase, group)
+            cells += [_interval(difference and difference.em, signed=True),
+                      _interval(difference and difference.f1, signed=True)]
+        rows.append(cells)
+    return _table(header, rows)
+
+
+def difference_table(summary: EvalSummary) -> str:
+    """Every pass's paired difference to the no-memory arm (train passes, then the test pass)."""
+    header = ["arm", "pass", "pairs", f"ΔEM vs {NO_MEMORY} [95% CI]", f"ΔF1 vs {NO_MEMORY} [95% CI]"]
+    rows = [[d.arm, f"train {d.group}" if d.phase == "train" else "test", str(d.pairs),
+             _interval(d.em, signed=True), _interval(d.f1, signed=True)] for d in summary.versus_baseline]
+    return _table(header, rows)
+
+
+def cost_table(summary: EvalSummary) -> str:
+    """What an episode cost per arm and phase: wall time (mean and median), LLM calls, tokens, steps."""
+    header = ["arm", "phase", "episodes", "s/ep (mean)", "s/ep (median)", "LLM calls/ep", "prompt tokens/ep",
+              "completion tokens/ep", "steps/ep"]
+    rows = [[c.arm, c.phase, str(c.episodes), f"{c.seconds:.1f}", f"{c.seconds_median:.1f}",
+             "-" if c.llm_calls is None else f"{c.llm_calls:.1f}", f"{c.prompt_tokens:.0f}",
+             f"{c.completion_tokens:.0f}", f"{c.steps:.1f}"] for c in summary.costs]
+    return _table(header, rows)
 
 
 def em_by_pass_table(summary: EvalSummary) -> str:
@@ -58,8 +114,17 @@ def detail_table(rows: list[MetricRow], first: str, label) -> str:
 
 
 def format_tables(summary: EvalSummary) -> str:
-    """The exact-match table and the per-pass details, as markdown text for the terminal."""
-    parts = [em_by_pass_table(summary), "", detail_table(summary.by_iteration, "pass", _pass_label)]
+    """The headline table with its intervals, the costs, the exact-match table and the per-pass details,
+    as markdown text for the terminal."""
+    parts = []
+    if summary.intervals:
+        parts += [f"{_scored_label(summary)}, 95% bootstrap intervals over tasks (* excludes zero):",
+                  headline_table(summary), ""]
+    if len(summary.versus_baseline) > 1:
+        parts += [difference_table(summary), ""]
+    if summary.costs:
+        parts += [cost_table(summary), ""]
+    parts += [em_by_pass_table(summary), "", detail_table(summary.by_iteration, "pass", _pass_label)]
     return "\n".join(parts)
 
 
@@ -77,6 +142,18 @@ def write_report(summary: EvalSummary, path: str | Path, *, plots: list[Path] = 
         f"{'' if summary.complete else ' (incomplete: run the same command again to resume)'}. "
         f"Episode wall time {summary.episode_seconds:.0f} s; this invocation took {summary.elapsed_s:.0f} s.",
         "",
+    ]
+    if summary.intervals:
+        lines += [f"## {_scored_label(summary).capitalize()}: EM and F1 with 95% confidence intervals", "",
+                  headline_table(summary), "",
+                  f"Means over tasks (a task's attempts averaged first); intervals from a percentile bootstrap over "
+                  f"tasks. Δ is the arm minus the `{NO_MEMORY}` arm on the same tasks and attempts, with the "
+                  f"bootstrap interval of the paired difference; * marks an interval that excludes zero.", ""]
+    if len(summary.versus_baseline) > 1:
+        lines += [f"## Against `{NO_MEMORY}`, pass by pass", "", difference_table(summary), ""]
+    if summary.costs:
+        lines += ["## What an episode costs", "", cost_table(summary), ""]
+    lines += [
         "## Exact match by pass",
         "",
         em_by_pass_table(summary),
