@@ -5,8 +5,9 @@ links them by its relations and writes each fact into a short Wikipedia-like pas
 subject, beside distractor passages that name the same entities with other places and years. The
 default spec is a world of countries, cities, people, companies and inventions (born_in,
 located_in, married_to, founded_by, ceo, headquartered_in, invented_by, founded_in);
-`random_spec(seed)` makes worlds of other kinds, relations and wordings. Every name is made up
-and made once, so no model knows an answer from pretraining: it has to search the corpus.
+`random_spec(seed)` (envs.random_world) makes worlds of other kinds, relations and wordings.
+Every name is made up and made once, so no model knows an answer from pretraining: it has to
+search the corpus.
 Questions come in *shapes*; all questions of one shape need the same search plan (find the
 company's founder, then where the founder was born), which is what an agent's memory of past
 cases can teach, and look-alike shapes (the CEO's birthplace) read almost the same but need
@@ -31,7 +32,8 @@ from pathlib import Path
 
 from envs.metrics import em_f1
 from envs.task import Task, select
-from envs.world_spec import DEFAULT_SPEC, Naming, Shape, WorldSpec, fields, random_spec
+from envs.random_world import random_spec
+from envs.world_spec import DEFAULT_SPEC, Naming, Shape, WorldSpec, fields
 from memento.errors import ValidationError
 
 __all__ = ["DEFAULT_SPEC", "SHAPES", "TEST_FRACTION", "Entity", "World", "WorldSpec", "build_world",

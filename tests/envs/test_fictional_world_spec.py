@@ -150,6 +150,12 @@ def test_inconsistent_specs_are_refused_with_the_reason():
         changed(relations=(*DEFAULT_SPEC.relations[:-2], typo, DEFAULT_SPEC.relations[-1]))
     with pytest.raises(ValidationError, match="unknown kinds"):
         changed(relations=(*DEFAULT_SPEC.relations, Relation("moored_at", "ship", "city", ("{subject} {object}",))))
+    silent = Relation("ceo", "company", "person", ("It has a chief executive.",), passage=1)
+    with pytest.raises(ValidationError, match="does not state its"):
+        changed(relations=(*DEFAULT_SPEC.relations[:-2], silent, DEFAULT_SPEC.relations[-1]))
+    nameless = Relation("headquartered_in", "company", "city", ("Its offices are in {object}.",), passage=1)
+    with pytest.raises(ValidationError, match="may not name its subject"):
+        changed(relations=(*DEFAULT_SPEC.relations[:5], nameless, *DEFAULT_SPEC.relations[6:]))
     with pytest.raises(ValidationError, match="n_entities"):
         build_world(n_entities=39, spec=random_spec(0))
     assert isinstance(DEFAULT_SPEC, WorldSpec)
