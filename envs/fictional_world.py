@@ -275,7 +275,10 @@ def _link(world: World, rng: random.Random) -> None:
         for subject in subjects:
             if relation.coverage < 1 and rng.random() >= relation.coverage:
                 continue
-            choices = [name for name in pool if name != subject]
+            # Never an object the subject already has by another relation: a founder's city of birth
+            # differs from where they studied, so look-alike questions have different answers.
+            own = {subject, *world.entities[subject].facts.values()}
+            choices = [name for name in pool if name not in own]
             if not choices:
                 raise ValidationError(f"relation {relation.name!r} ran out of distinct {relation.object!r} objects; "
                                       f"use a larger n_entities or fewer unique relations to that kind")

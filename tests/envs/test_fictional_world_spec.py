@@ -98,15 +98,33 @@ def test_random_worlds_ask_answerable_questions_in_wording_the_default_never_use
     assert train and test and {t.id for t in train}.isdisjoint(t.id for t in test)
 
 
+@pytest.mark.parametrize("spec_seed", [None, *SPEC_SEEDS[:4]])
+def test_only_the_cited_passage_about_a_subject_names_the_hop_object(spec_seed):
+    """Distractors about the subject never name its related entities, so one passage answers each hop."""
+    world = build_world(seed=1, spec=DEFAULT_SPEC if spec_seed is None else random_spec(spec_seed))
+    about = {}
+    for passage in world.passages:
+        about.setdefault(passage["title"], []).append(passage)
+    for task in world.tasks():
+        for hop in task.metadata["hops"]:
+            naming = [p["id"] for p in about[hop["subject"]] if re.search(rf"\b{re.escape(hop['object'])}\b", p["text"])]
+            assert naming == [hop["passage_id"]], hop
+
+
 @pytest.mark.parametrize("spec_seed", SPEC_SEEDS)
 def test_random_specs_hold_a_look_alike_pair(spec_seed):
     spec = random_spec(spec_seed)
     pairs = [(shape, spec.shape(other)) for shape in spec.shapes for other in shape.looks_like]
     assert pairs
+    world = build_world(seed=0, spec=spec)
     for one, two in pairs:
         assert one.path != two.path and len(one.path) == len(two.path)
         assert spec.anchor_kind(one) == spec.anchor_kind(two)
         assert len(words(one.template) ^ words(two.template)) == 2  # one role noun swapped for another
+        answers = [{t.metadata["hops"][0]["subject"]: t.gold[0] for t in world.tasks(shapes=[shape.name])}
+                   for shape in (one, two)]
+        common = set(answers[0]) & set(answers[1])
+        assert sum(answers[0][anchor] != answers[1][anchor] for anchor in common) >= 0.7 * len(common) > 0
 
 
 @pytest.mark.parametrize("spec_seed", SPEC_SEEDS[:3])
