@@ -217,7 +217,8 @@ def spec_from_seed(spec_seed: int | None) -> WorldSpec:
 def build_world(seed: int = 0, n_entities: int = 120, spec: WorldSpec = DEFAULT_SPEC) -> World:
     """Invent a world of about `n_entities` entities (at least `spec.min_entities`) and render its passages.
 
-    The default size gives 111 train and 46 test questions over the default shapes.
+    Over the default shapes, 120 entities give 107-111 train and 40-43 test questions (world seeds
+    0-29), 4 test questions for each company or invention shape; 200 give 171-177 and 78-81.
     """
     if n_entities < spec.min_entities:
         raise ValidationError(
@@ -256,7 +257,7 @@ def _draw_attributes(world: World, rng: random.Random, *, dependent: bool) -> No
                     entity.facts[attribute.name] = rng.choice(attribute.choices)
                     continue
                 relation, _, year = attribute.after.partition(".")
-                start = int(world.entities[entity.facts[relation]].facts[year]) if relation in entity.facts else 0
+                start = int(world.entities[entity.facts[relation]].facts[year]) if relation else 0
                 entity.facts[attribute.name] = str(start + rng.randint(*attribute.years))
 
 
@@ -271,7 +272,9 @@ def _link(world: World, rng: random.Random) -> None:
             for one, other in zip(paired[::2], paired[1::2]):
                 world.entities[one].facts[relation.name], world.entities[other].facts[relation.name] = other, one
             continue
-        pool = pools.setdefault(relation.object, rng.sample(objects, len(objects))) if relation.unique else objects
+        if relation.unique and relation.object not in pools:
+            pools[relation.object] = rng.sample(objects, len(objects))
+        pool = pools[relation.object] if relation.unique else objects
         for subject in subjects:
             if relation.coverage < 1 and rng.random() >= relation.coverage:
                 continue

@@ -165,10 +165,10 @@ def _problems(spec: WorldSpec) -> Iterator[str]:
         for attribute in kind.attributes:
             relation_name, _, year = attribute.after.partition(".")
             relation = relations.get(relation_name)
-            if attribute.after and (relation is None or relation.subject != kind.name
+            if attribute.after and (relation is None or relation.subject != kind.name or relation.coverage < 1
                                     or year not in attributes[relation.object]):
                 yield (f"{kind.name}.{attribute.name} counts from {attribute.after!r}, which is not one of its "
-                       f"relations and a year of the kind it links to")
+                       f"relations that every {kind.name} has, followed by a year of the kind it links to")
     for relation in spec.relations:
         if relation.name in attributes[relation.subject]:
             yield f"{relation.subject!r} has both a relation and an attribute called {relation.name!r}"
