@@ -1,22 +1,34 @@
-"""Run Python code in a child process with limits: wall-clock and CPU time, memory, output size,
-no network, and a fresh scratch directory as the only place it may write.
+"""Run Python code in a child process, contained by the kernel: wall-clock and CPU time, memory,
+processes, disk, output size, no network, and nothing of the host's filesystem but the
+interpreter and the system libraries, read-only.
 
-What is a real boundary and what is a guard:
-- time, CPU, memory and file-size limits are kernel resource limits plus a kill of the child's
-  process group at the wall-clock limit: real;
-- no network is real when `unshare --net` works here (the child gets an empty network namespace,
-  not even loopback); otherwise, and in any case as a clearer error, a bootstrap replaces
-  Python's socket functions with ones that refuse;
-- "nothing outside the scratch directory is writable" is the bootstrap's guard on `open`,
-  `os.open` and the `os` functions that change paths, and it refuses to start other programs.
-  It stops an LLM's accidents, not a hostile program (see `_sandbox_guard.py`).
+How a run is contained, in the order the child builds it (see `_sandbox_guard.py`):
+- namespaces (`isolation.mode == "namespaces"`): new pid, mount, net, ipc and uts namespaces,
+  and a user namespace when not root. The code sees a private root: /usr, /lib and the
+  interpreter's prefixes bound read-only, a minimal /etc (no host passwd), a fresh /proc with
+  only its own processes, an empty network namespace (no loopback, no abstract Unix sockets),
+  and one tmpfs capped at `max_disk_mb` as its scratch directory, /tmp and /dev/shm. It runs
+  as a uid of its own (or, in a user namespace, with no capabilities) with `no_new_privs`, so
+  `_io.open`, `posix.open`, `sqlite3`, ctypes or a program started with `execv` reach no more
+  than `open` does. At the deadline, or when the code ends, every process in the namespace
+  dies, a `setsid()` child included;
+- resource limits in both modes: RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NPROC, no core;
+- a clean environment in both modes: a fixed PATH, HOME and thread counts, nothing inherited;
+- the output pipes are read with a deadline, so a process that holds them cannot stall a run;
+- `isolation.mode == "process"` where namespaces cannot be made (no root and no unprivileged
+  user namespaces, or a seccomp profile that refuses them): the limits and the environment
+  above, a subreaper that kills orphans at the end, and the Python-level guards (writes outside
+  the scratch, starting programs, sockets) that stop an LLM's accidents but not a hostile
+  program. Which mode is in force is logged once and kept in `PythonSandbox.isolation`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -35,7 +47,12 @@ from memento.errors import ToolError
 from memento.tools._common import make_tool
 
 GUARD_SCRIPT = Path(__file__).with_name("_sandbox_guard.py")
-NetworkIsolation = Literal["auto", "namespace", "guard"]
+IsolationChoice = Literal["auto", "namespaces", "process"]
+BACKSTOP_S = 10.0
+"""Seconds past the time limit before the parent kills a child whose supervisor did not report."""
+PIPE_GRACE_S = 1.0
+"""Seconds the output pipes may stay open after the child ended; then what was read is kept."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,10 +67,30 @@ class SandboxLimits:
     """Address space in MiB (RLIMIT_AS); numpy and friends reserve a few hundred on import."""
     max_file_mb: int = 64
     """Largest file the code may write, in MiB (RLIMIT_FSIZE)."""
+    max_disk_mb: int = 256
+    """All files together, scratch, /tmp and /dev/shm, in MiB: the size of the run's tmpfs (namespaces only)."""
+    max_processes: int = 64
+    """Processes and threads the code may have at once (RLIMIT_NPROC)."""
     max_output_chars: int = 8000
     """Characters kept of stdout and of stderr each: the head and the tail, the middle cut."""
-    network_isolation: NetworkIsolation = "auto"
-    """'namespace' needs `unshare --net`; 'guard' uses only the bootstrap; 'auto' picks the first that works."""
+    isolation: IsolationChoice = "auto"
+    """'namespaces' refuses to run without them; 'process' never uses them; 'auto' uses them where they work."""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What contains the runs of a sandbox on this machine."""
+
+    mode: Literal["namespaces", "process"]
+    reason: str = ""
+    """Why namespaces are not in force; empty when they are."""
+
+    def __str__(self) -> str:
+        if self.mode == "namespaces":
+            return ("namespaces: pid, mount, net, ipc, uts (and user when not root); a private read-only root, "
+                    "a fresh /proc, a capped tmpfs scratch; rlimits; a clean environment")
+        return (f"process only ({self.reason}): rlimits, a clean environment and Python-level guards; "
+                "the host's files, /proc and Unix sockets are reachable by code that goes around the guards")
 
 
 @dataclass(frozen=True)
@@ -69,95 +106,113 @@ class ExecutionResult:
     truncated: bool
 
 
-@lru_cache(maxsize=1)
-def network_namespace_command() -> tuple[str, ...] | None:
-    """The `unshare` prefix that gives a child an empty network namespace here, or None.
-
-    Tried once per process: plain `unshare --net` works as root; elsewhere a user namespace
-    may allow it without privileges.
-    """
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return None
-    for prefix in ((unshare, "--net"), (unshare, "--user", "--map-root-user", "--net")):
-        try:
-            if subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0:
-                return prefix
-        except (OSError, subprocess.SubprocessError):
-            continue
-    return None
+@lru_cache(maxsize=None)
+def detect_isolation(python: str) -> Isolation:
+    """Whether `python` can be run in namespaces here: tried once per interpreter and process."""
+    probe = PythonSandbox(SandboxLimits(time_s=10.0, max_disk_mb=1), python=python, _isolation=Isolation("namespaces"))
+    try:
+        result = probe.run("print('contained')")
+    except ToolError as error:
+        isolation = Isolation("process", reason=str(error))
+    else:
+        if result.stdout == "contained\n":
+            isolation = Isolation("namespaces")
+        else:
+            last = (result.stderr.strip().splitlines() or [f"exit code {result.exit_code}"])[-1]
+            isolation = Isolation("process", reason=f"the probe run failed: {last}")
+    if isolation.mode == "namespaces":
+        log.info("python sandbox isolation: %s", isolation)
+    else:
+        log.warning("python sandbox isolation: %s", isolation)
+    return isolation
 
 
 class PythonSandbox:
     """Runs code in a fresh child Python with `limits`; `scratch_dir` keeps files between runs."""
 
     def __init__(self, limits: SandboxLimits | None = None, *, python: str | None = None,
-                 scratch_dir: str | os.PathLike | None = None):
+                 scratch_dir: str | os.PathLike | None = None, _isolation: Isolation | None = None):
         self.limits = limits or SandboxLimits()
         self.python = python or sys.executable
         self.scratch_dir = Path(scratch_dir) if scratch_dir else None
-        self._namespace_prefix = self._pick_isolation(self.limits.network_isolation)
-        self.network_isolation = "namespace" if self._namespace_prefix else "guard"
-        """Which kind of network isolation runs use: 'namespace' or 'guard'."""
+        self.isolation = _isolation or self._pick_isolation(self.limits.isolation)
+        """Which isolation the runs get here, and why when it is not the namespaces."""
 
     def run(self, code: str) -> ExecutionResult:
         """Run `code` as a `__main__` module in the scratch directory and return what happened."""
         scratch = self.scratch_dir or Path(tempfile.mkdtemp(prefix="memento-sandbox-"))
         scratch.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="memento-sandbox-root-"))
         try:
-            return self._run_in(code, scratch.resolve())
+            return self._run_in(code, scratch.resolve(), root)
         finally:
+            root.rmdir()
             if self.scratch_dir is None:
                 shutil.rmtree(scratch, ignore_errors=True)
 
-    def _run_in(self, code: str, scratch: Path) -> ExecutionResult:
+    def _run_in(self, code: str, scratch: Path, root: Path) -> ExecutionResult:
         limits = self.limits
-        settings = {"scratch": str(scratch), "memory_bytes": limits.memory_mb * 2**20,
-                    "file_bytes": limits.max_file_mb * 2**20,
+        status_read, status_write = os.pipe()
+        settings = {"scratch": str(scratch), "root": str(root), "isolation": self.isolation.mode,
+                    "keep_scratch": self.scratch_dir is not None, "status_fd": status_write,
+                    "time_seconds": limits.time_s, "memory_bytes": limits.memory_mb * 2**20,
+                    "file_bytes": limits.max_file_mb * 2**20, "disk_bytes": limits.max_disk_mb * 2**20,
+                    "max_processes": limits.max_processes,
                     "cpu_seconds": limits.cpu_s or max(1, math.ceil(limits.time_s))}
-        command = [*self._namespace_prefix, self.python, "-I", "-B", "-X", "utf8",
-                   str(GUARD_SCRIPT), json.dumps(settings)]
+        command = [self.python, "-I", "-B", "-X", "utf8", str(GUARD_SCRIPT), json.dumps(settings)]
         started = time.monotonic()
         try:
             child = subprocess.Popen(command, cwd=scratch, env=_minimal_env(scratch), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_write,),
+                                     start_new_session=True)
         except OSError as error:
+            os.close(status_read)
             raise ToolError(f"the sandbox could not start {self.python!r} ({error}); "
                             "pass python= the path of a working interpreter") from error
+        finally:
+            os.close(status_write)
         readers = [_CappedReader(child.stdout, limits.max_output_chars),
-                   _CappedReader(child.stderr, limits.max_output_chars)]
+                   _CappedReader(child.stderr, limits.max_output_chars),
+                   _CappedReader(os.fdopen(status_read, "rb"), 4096)]
         try:
             child.stdin.write(code.encode("utf-8", errors="surrogateescape"))
             child.stdin.close()
         except BrokenPipeError:
             pass  # the child died before reading its code; its stderr says why
         try:
-            child.wait(timeout=limits.time_s)
-            killed_at_deadline = False
+            child.wait(timeout=limits.time_s + BACKSTOP_S)
+            backstop = False
         except subprocess.TimeoutExpired:
-            killed_at_deadline = True
-        _kill_group(child.pid)  # also ends anything the code forked and left running
+            backstop = True
+        _kill_group(child.pid)  # in "process" mode, also what the code forked in its own group
         child.wait()
+        ends_by = time.monotonic() + PIPE_GRACE_S
         for reader in readers:
-            reader.join()
-        stdout, stderr = (reader.text() for reader in readers)
+            reader.stop_at(ends_by)
+        stdout, stderr, status_text = (reader.text() for reader in readers)
+        status = _parse_status(status_text)
+        if "error" in status:
+            raise ToolError(f"the sandbox could not contain the run in {self.isolation.mode} mode "
+                            f"({status['error']}); pass SandboxLimits(isolation='process') to run without "
+                            "namespaces, or give the process the rights to create them")
+        exit_code = status.get("exit_code", child.returncode)
+        timed_out = backstop or status.get("timed_out", False) or exit_code == -signal.SIGXCPU
         last_line = stderr.rstrip().rpartition("\n")[2]
         return ExecutionResult(
-            stdout=stdout, stderr=stderr, exit_code=child.returncode,
-            timed_out=killed_at_deadline or child.returncode == -signal.SIGXCPU,
+            stdout=stdout, stderr=stderr, exit_code=exit_code, timed_out=timed_out,
             memory_exceeded=last_line.startswith("MemoryError"),
             duration_s=time.monotonic() - started,
-            truncated=any(reader.truncated for reader in readers))
+            truncated=any(reader.truncated for reader in readers[:2]))
 
-    @staticmethod
-    def _pick_isolation(choice: NetworkIsolation) -> tuple[str, ...]:
-        if choice == "guard":
-            return ()
-        prefix = network_namespace_command()
-        if prefix is None and choice == "namespace":
-            raise ToolError("network_isolation='namespace' needs `unshare --net`, which does not work here; "
-                            "use 'auto' or 'guard'")
-        return prefix or ()
+    def _pick_isolation(self, choice: IsolationChoice) -> Isolation:
+        if choice == "process":
+            return Isolation("process", reason="isolation='process' was asked for")
+        found = detect_isolation(self.python)
+        if found.mode != "namespaces" and choice == "namespaces":
+            raise ToolError(f"isolation='namespaces' cannot be had here: {found.reason}; "
+                            "run as root or enable unprivileged user namespaces "
+                            "(sysctl kernel.unprivileged_userns_clone=1), or use isolation='auto'")
+        return found
 
 
 def python_tool(sandbox: PythonSandbox | None = None):
@@ -204,24 +259,54 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+def _parse_status(text: str) -> dict:
+    """The supervisor's one JSON line; {} when it died before writing it."""
+    try:
+        status = json.loads(text.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
 class _CappedReader(threading.Thread):
-    """Drains a pipe, keeping its first and last `max_chars // 2` bytes, so a flood cannot fill memory."""
+    """Drains a pipe, keeping its first and last `max_chars // 2` bytes, so a flood cannot fill memory.
+
+    It polls rather than blocking in read, so that `stop_at` can end it while a process that
+    outlived the run still holds the pipe open.
+    """
 
     def __init__(self, stream: IO[bytes], max_chars: int):
         super().__init__(daemon=True)
         self.stream, self.half = stream, max(1, max_chars // 2)
         self.head, self.tail, self.total = bytearray(), bytearray(), 0
+        self.deadline: float | None = None
         self.start()
 
     def run(self) -> None:
-        while chunk := self.stream.read1(65536):
-            self.total += len(chunk)
-            room = self.half - len(self.head)
-            self.head += chunk[:room]
-            self.tail += chunk[max(room, 0):]
-            if len(self.tail) > 2 * self.half:
-                del self.tail[:-self.half]
-        self.stream.close()
+        fd = self.stream.fileno()
+        try:
+            while self.deadline is None or time.monotonic() < self.deadline:
+                if not select.select([fd], [], [], 0.05)[0]:
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                self._keep(chunk)
+        finally:
+            self.stream.close()
+
+    def _keep(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.half - len(self.head)
+        self.head += chunk[:room]
+        self.tail += chunk[max(room, 0):]
+        if len(self.tail) > 2 * self.half:
+            del self.tail[:-self.half]
+
+    def stop_at(self, deadline: float) -> None:
+        """Stop reading at `deadline` (a `time.monotonic()` value) and wait until the reader ends."""
+        self.deadline = deadline
+        self.join()
 
     @property
     def truncated(self) -> bool:

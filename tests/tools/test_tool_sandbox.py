@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+import sys
 import textwrap
 import threading
 
 import pytest
 
-from memento.tools.sandbox import PythonSandbox, SandboxLimits, network_namespace_command, python_tool
+from memento.tools.sandbox import PythonSandbox, SandboxLimits, detect_isolation, python_tool
 
 LIMITS = SandboxLimits(time_s=2.0, memory_mb=256, max_output_chars=1000)
 
@@ -89,10 +90,10 @@ def listener():
     server.close()
 
 
-@pytest.mark.parametrize("isolation", ["auto", "guard"])
+@pytest.mark.parametrize("isolation", ["auto", "process"])
 def test_a_network_call_fails_and_reaches_nothing(listener, isolation):
     port, accepted = listener
-    sandbox = PythonSandbox(SandboxLimits(time_s=5.0, network_isolation=isolation))
+    sandbox = PythonSandbox(SandboxLimits(time_s=5.0, isolation=isolation))
     result = sandbox.run(f"import urllib.request\nurllib.request.urlopen('http://127.0.0.1:{port}/', timeout=2)")
     assert result.exit_code == 1
     assert "network access is disabled" in result.stderr
@@ -100,11 +101,11 @@ def test_a_network_call_fails_and_reaches_nothing(listener, isolation):
 
 
 def test_the_network_namespace_stops_code_that_goes_around_the_guard(listener):
-    if network_namespace_command() is None:
-        pytest.skip("`unshare --net` does not work on this machine; only the bootstrap guard is available")
+    if detect_isolation(sys.executable).mode != "namespaces":
+        pytest.skip(f"no namespaces here: {detect_isolation(sys.executable).reason}")
     port, accepted = listener
-    sandbox = PythonSandbox(SandboxLimits(time_s=5.0, network_isolation="namespace"))
-    assert sandbox.network_isolation == "namespace"
+    sandbox = PythonSandbox(SandboxLimits(time_s=5.0, isolation="namespaces"))
+    assert sandbox.isolation.mode == "namespaces"
     result = sandbox.run(f"import _socket\ns = _socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', {port}))")
     assert result.exit_code == 1
     assert "OSError" in result.stderr or "ConnectionRefusedError" in result.stderr
