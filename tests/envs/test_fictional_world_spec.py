@@ -174,6 +174,13 @@ def test_inconsistent_specs_are_refused_with_the_reason():
     nameless = Relation("headquartered_in", "company", "city", ("Its offices are in {object}.",), passage=1)
     with pytest.raises(ValidationError, match="may not name its subject"):
         changed(relations=(*DEFAULT_SPEC.relations[:5], nameless, *DEFAULT_SPEC.relations[6:]))
+    sometimes = Relation("founded_by", "company", "person", DEFAULT_SPEC.relations[4].templates, coverage=0.5)
+    with pytest.raises(ValidationError, match="that every company has"):
+        changed(relations=(*DEFAULT_SPEC.relations[:4], sometimes, *DEFAULT_SPEC.relations[5:]))
     with pytest.raises(ValidationError, match="n_entities"):
         build_world(n_entities=39, spec=random_spec(0))
+    crowded = changed(kinds=tuple(dataclasses.replace(kind, share=0.3) if kind.name in ("company", "invention") else kind
+                                  for kind in DEFAULT_SPEC.kinds))
+    with pytest.raises(ValidationError, match="ran out of distinct 'person'"):
+        build_world(n_entities=120, spec=crowded)
     assert isinstance(DEFAULT_SPEC, WorldSpec)
