@@ -88,6 +88,10 @@ class SetupError(Exception):
     """The isolation could not be built; the message says which step failed and why."""
 
 
+class ScratchError(Exception):
+    """A kept scratch directory could not be copied into the sandbox (unreadable, over the disk cap)."""
+
+
 def _call(result, what):
     if result != 0:
         number = ctypes.get_errno()
@@ -127,7 +131,7 @@ def contain(settings):
                 with open(f"/proc/self/{name}", "w") as out:
                     out.write(text)
     except (SetupError, OSError) as error:
-        report(status_fd, error=str(error))
+        report(status_fd, error=f"creating the namespaces: {error}", stage="setup")
         os._exit(0)
     supervisor = os.fork()
     if supervisor:
@@ -143,8 +147,11 @@ def contain(settings):
     root = settings["root"]
     try:
         build_root(root, settings, owner)
+    except ScratchError as error:
+        report(status_fd, error=str(error), stage="keep")
+        os._exit(0)
     except (SetupError, OSError) as error:
-        report(status_fd, error=f"building the private root: {error}")
+        report(status_fd, error=f"building the private root: {error}", stage="setup")
         os._exit(0)
     supervise(settings, lambda: enter_root(root, settings, owner, as_root), kill_all_in_namespace,
               lambda: keep_scratch(root, settings))
@@ -174,7 +181,7 @@ def supervise(settings, prepare_runner, kill_rest, after):
     try:
         after()
     except OSError as error:
-        status["error"] = f"copying the scratch directory back: {error}"
+        status.update(error=f"copying the scratch directory back: {error}", stage="keep")
     report(status_fd, **status)
     os._exit(0)
 
@@ -322,7 +329,10 @@ def build_writable(root, settings, owner):
         os.mkdir(f"{writable}/{name}")
         os.chmod(f"{writable}/{name}", mode)
         if name == "scratch" and settings["keep_scratch"]:
-            copy_tree(settings["scratch"], f"{writable}/{name}", owner)
+            try:
+                copy_tree(settings["scratch"], f"{writable}/{name}", owner)
+            except OSError as error:
+                raise ScratchError(f"copying the scratch directory in: {error}") from error
         os.lchown(f"{writable}/{name}", *owner)
         os.makedirs(root + inside, exist_ok=True)
         mount(f"{writable}/{name}", root + inside, None, MS_BIND)
@@ -351,19 +361,25 @@ def copy_tree(source, target, owner=None):
 
 
 def keep_scratch(root, settings):
-    """Replace the host's scratch directory's contents with what the run left in the sandbox's."""
+    """Replace the host's scratch directory's contents with what the run left in the sandbox's.
+
+    The copy goes to a staging directory inside the host's scratch first, so a failed copy
+    (a full disk) leaves the files of the run before in place.
+    """
     if not settings["keep_scratch"]:
         return
     host = settings["scratch"]
-    inside = root + host
-    staging = f"{host}.memento-sandbox-{os.getpid()}.new"
+    staging_name = f".memento-sandbox-incoming-{os.getpid()}-{random.SystemRandom().getrandbits(48):x}"
+    staging = os.path.join(host, staging_name)
     os.mkdir(staging, 0o700)
     try:
-        copy_tree(inside, staging)
+        copy_tree(root + host, staging)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     for entry in os.scandir(host):
+        if entry.name == staging_name:
+            continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path)
         else:
@@ -435,7 +451,9 @@ def count_my_tasks():
 
 # --- the Python-level guards ------------------------------------------------------------------
 
-def guard_writes(scratch):
+def guard_writes(scratch, also_writable=()):
+    writable = [scratch, *also_writable]
+
     def inside(path, dir_fd=None):
         if isinstance(path, int):  # an open descriptor was checked when it was opened
             return True
@@ -443,7 +461,7 @@ def guard_writes(scratch):
         if dir_fd is not None and not os.path.isabs(path):
             path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
         real = os.path.realpath(path)
-        return real == scratch or real.startswith(scratch + os.sep) or real in ALWAYS_WRITABLE
+        return real in ALWAYS_WRITABLE or any(real == top or real.startswith(top + os.sep) for top in writable)
 
     def refuse(path):
         raise PermissionError(errno.EACCES, "the sandbox can write only inside its scratch directory "
@@ -520,7 +538,9 @@ def main():
     set_limits(settings)
     # Lets tracebacks show the lines of the user's code.
     linecache.cache["<sandbox>"] = (len(code), None, code.splitlines(True), "<sandbox>")
-    guard_writes(os.path.realpath(settings["scratch"]))
+    # In the namespaces, /tmp and /dev/shm are the run's own tmpfs, under the same disk cap.
+    guard_writes(os.path.realpath(settings["scratch"]),
+                 ("/tmp", "/dev/shm") if settings["isolation"] == "namespaces" else ())
     guard_programs()
     guard_network()
     namespace = {"__name__": "__main__", "__builtins__": builtins}

@@ -191,6 +191,10 @@ class PythonSandbox:
             reader.stop_at(ends_by)
         stdout, stderr, status_text = (reader.text() for reader in readers)
         status = _parse_status(status_text)
+        if status.get("stage") == "keep":
+            raise ToolError(f"the files of scratch_dir {str(scratch)!r} could not be carried through the run "
+                            f"({status['error']}); make that directory readable and writable by the "
+                            "interpreter's user, keep its files under max_disk_mb, and leave room on its disk")
         if "error" in status:
             raise ToolError(f"the sandbox could not contain the run in {self.isolation.mode} mode "
                             f"({status['error']}); pass SandboxLimits(isolation='process') to run without "

@@ -10,8 +10,10 @@ loopback or on a Unix socket path in tmp.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -20,14 +22,53 @@ from pathlib import Path
 
 import pytest
 
-from memento.tools.sandbox import PythonSandbox, SandboxLimits
+from memento.tools.sandbox import PythonSandbox, SandboxLimits, detect_isolation
 
 SECRET = "sk-memento-test-" + uuid.uuid4().hex
+NOBODY = 65534
+
+
+def unprivileged_python(directory: Path) -> str | None:
+    """A wrapper that runs the system Python as uid nobody, so the sandbox takes its user-namespace path."""
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or system_python is None:
+        return None
+    wrapper = directory / "python-as-nobody"
+    wrapper.write_text(f"#!/bin/sh\nexec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups "
+                       f"{system_python} \"$@\"\n")
+    wrapper.chmod(0o755)
+    directory.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.fixture(scope="module", params=["this interpreter", "unprivileged"])
+def python(request, tmp_path_factory) -> str:
+    """The interpreter runs use: this one (as root here, so the namespaces without a user
+    namespace), and the system Python as nobody (a user namespace); both must contain every escape."""
+    if request.param == "this interpreter":
+        return sys.executable
+    wrapper = unprivileged_python(tmp_path_factory.mktemp("unprivileged"))
+    if wrapper is None:
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to run as another user")
+    if detect_isolation(wrapper).mode != "namespaces":
+        pytest.skip(f"no user namespaces for an unprivileged user here: {detect_isolation(wrapper).reason}")
+    return wrapper
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> PythonSandbox:
-    return PythonSandbox(SandboxLimits(time_s=4.0, memory_mb=512))
+def sandbox(python) -> PythonSandbox:
+    return PythonSandbox(SandboxLimits(time_s=4.0, memory_mb=512), python=python)
+
+
+@pytest.fixture
+def work():
+    """A scratch directory to keep, reachable and writable by the unprivileged interpreter too
+    (pytest's tmp_path lies under a directory only root may enter)."""
+    work = Path(tempfile.mkdtemp(prefix="memento-test-work-"))
+    if os.geteuid() == 0:
+        os.chown(work, NOBODY, NOBODY)
+    yield work
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -54,23 +95,23 @@ print('parent done', flush=True)
 """
 
 
-def test_a_setsid_child_does_not_outlive_the_run(tmp_path):
-    sandbox = PythonSandbox(SandboxLimits(time_s=4.0), scratch_dir=tmp_path / "work")
+def test_a_setsid_child_does_not_outlive_the_run(python, work):
+    sandbox = PythonSandbox(SandboxLimits(time_s=4.0), python=python, scratch_dir=work)
     result = sandbox.run(SETSID_CHILD)
     assert result.stdout == "parent done\n", result.stderr
     assert result.duration_s < 4.0
     time.sleep(0.2)
-    assert processes_mentioning(str(tmp_path / "work")) == []
+    assert processes_mentioning(str(work)) == []
 
 
-def test_a_setsid_child_holding_the_pipes_cannot_stall_the_time_limit(tmp_path):
-    sandbox = PythonSandbox(SandboxLimits(time_s=2.0), scratch_dir=tmp_path / "work")
+def test_a_setsid_child_holding_the_pipes_cannot_stall_the_time_limit(python, work):
+    sandbox = PythonSandbox(SandboxLimits(time_s=2.0), python=python, scratch_dir=work)
     started = time.monotonic()
     result = sandbox.run("import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(60)\n")
     assert time.monotonic() - started < 2.0 + 3.0
     assert result.timed_out
     time.sleep(0.2)
-    assert processes_mentioning(str(tmp_path / "work")) == []
+    assert processes_mentioning(str(work)) == []
 
 
 def test_a_child_that_exits_the_run_but_keeps_stdout_open_does_not_block(sandbox):
@@ -191,8 +232,8 @@ def test_an_exec_cannot_read_the_hosts_etc(sandbox):
     assert socket.gethostname() not in result.stdout
 
 
-def test_writing_300_mb_hits_the_disk_cap(tmp_path):
-    sandbox = PythonSandbox(SandboxLimits(time_s=20.0), scratch_dir=tmp_path / "work")
+def test_writing_300_mb_hits_the_disk_cap(python, work):
+    sandbox = PythonSandbox(SandboxLimits(time_s=20.0), python=python, scratch_dir=work)
     result = sandbox.run(textwrap.dedent("""
         written = 0
         try:

@@ -1,22 +1,31 @@
-"""PythonSandbox: normal runs and each limit (time, memory, network, writes, output size)."""
+"""PythonSandbox: normal runs and each limit (time, memory, processes, network, writes, output size).
+
+The module's sandbox runs in both isolation modes: what is contained in "process" mode (no
+namespaces) must stay contained in "namespaces" mode, and the other way round for what both
+promise. The escapes that only the namespaces contain are in test_sandbox_escapes.py.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import socket
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
 from memento.tools.sandbox import PythonSandbox, SandboxLimits, detect_isolation, python_tool
+from tests.tools.test_sandbox_escapes import processes_mentioning
 
 LIMITS = SandboxLimits(time_s=2.0, memory_mb=256, max_output_chars=1000)
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> PythonSandbox:
-    return PythonSandbox(LIMITS)
+@pytest.fixture(scope="module", params=["auto", "process"])
+def sandbox(request) -> PythonSandbox:
+    return PythonSandbox(dataclasses.replace(LIMITS, isolation=request.param))
 
 
 def test_normal_code_runs_in_a_fresh_scratch_directory(sandbox):
@@ -55,7 +64,36 @@ def test_a_forked_child_dies_with_the_run(sandbox):
     assert result.stdout == "parent done\n" and result.duration_s < LIMITS.time_s
 
 
+FORKS = """
+import os, time
+children = []
+try:
+    for _ in range(200):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        children.append(pid)
+except OSError as error:
+    print("refused", error.errno)
+print(len(children))
+"""
+
+
+def test_200_forks_are_capped_and_none_outlives_the_run(sandbox, tmp_path):
+    capped = PythonSandbox(sandbox.limits, scratch_dir=tmp_path / "work")
+    result = capped.run(FORKS)
+    assert result.exit_code == 0, result.stderr
+    forked = int(result.stdout.split()[-1])
+    if capped.isolation.mode == "namespaces" or os.geteuid() != 0:  # RLIMIT_NPROC does not bind root
+        assert forked < LIMITS.max_processes and "refused 11" in result.stdout
+    assert result.duration_s < LIMITS.time_s
+    time.sleep(0.2)
+    assert processes_mentioning(str(tmp_path / "work")) == []
+
+
 @pytest.mark.parametrize("bomb", [
+    "x = bytearray(20 * 1024**3)",
     "x = bytearray(4 * 1024**3)",
     "chunks = []\nwhile True:\n    chunks.append(bytearray(10 * 1024**2))",
 ])
@@ -124,15 +162,21 @@ def test_a_write_outside_the_scratch_directory_fails(sandbox, tmp_path, write):
     target = tmp_path / "outside.txt"
     result = sandbox.run(write.format(target=str(target)))
     assert result.exit_code == 1
-    assert "PermissionError" in result.stderr
+    assert refused(sandbox, result.stderr)
     assert not target.exists()
+
+
+def refused(sandbox: PythonSandbox, stderr: str) -> bool:
+    """The guard refuses with a PermissionError; in the namespaces a path under /tmp is in the
+    run's own /tmp instead, where the host's directory does not exist."""
+    return "PermissionError" in stderr or (sandbox.isolation.mode == "namespaces" and "FileNotFoundError" in stderr)
 
 
 def test_a_file_outside_cannot_be_deleted(sandbox, tmp_path):
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")
     result = sandbox.run(f"import os\nos.remove({str(precious)!r})")
-    assert "PermissionError" in result.stderr
+    assert refused(sandbox, result.stderr)
     assert precious.read_text() == "keep me"
 
 
