@@ -109,9 +109,9 @@ class ExecutionResult:
 @lru_cache(maxsize=None)
 def detect_isolation(python: str) -> Isolation:
     """Whether `python` can be run in namespaces here: tried once per interpreter and process."""
-    probe = PythonSandbox(SandboxLimits(time_s=10.0, max_disk_mb=1), python=python, _isolation=Isolation("namespaces"))
     try:
-        result = probe.run("print('contained')")
+        result = _execute("print('contained')", python=python, limits=SandboxLimits(time_s=10.0, max_disk_mb=1),
+                          mode="namespaces", scratch_dir=None)
     except ToolError as error:
         isolation = Isolation("process", reason=str(error))
     else:
@@ -131,82 +131,17 @@ class PythonSandbox:
     """Runs code in a fresh child Python with `limits`; `scratch_dir` keeps files between runs."""
 
     def __init__(self, limits: SandboxLimits | None = None, *, python: str | None = None,
-                 scratch_dir: str | os.PathLike | None = None, _isolation: Isolation | None = None):
+                 scratch_dir: str | os.PathLike | None = None):
         self.limits = limits or SandboxLimits()
         self.python = python or sys.executable
         self.scratch_dir = Path(scratch_dir) if scratch_dir else None
-        self.isolation = _isolation or self._pick_isolation(self.limits.isolation)
+        self.isolation = self._pick_isolation(self.limits.isolation)
         """Which isolation the runs get here, and why when it is not the namespaces."""
 
     def run(self, code: str) -> ExecutionResult:
         """Run `code` as a `__main__` module in the scratch directory and return what happened."""
-        scratch = self.scratch_dir or Path(tempfile.mkdtemp(prefix="memento-sandbox-"))
-        scratch.mkdir(parents=True, exist_ok=True)
-        root = Path(tempfile.mkdtemp(prefix="memento-sandbox-root-"))
-        try:
-            return self._run_in(code, scratch.resolve(), root)
-        finally:
-            root.rmdir()
-            if self.scratch_dir is None:
-                shutil.rmtree(scratch, ignore_errors=True)
-
-    def _run_in(self, code: str, scratch: Path, root: Path) -> ExecutionResult:
-        limits = self.limits
-        status_read, status_write = os.pipe()
-        settings = {"scratch": str(scratch), "root": str(root), "isolation": self.isolation.mode,
-                    "keep_scratch": self.scratch_dir is not None, "status_fd": status_write,
-                    "time_seconds": limits.time_s, "memory_bytes": limits.memory_mb * 2**20,
-                    "file_bytes": limits.max_file_mb * 2**20, "disk_bytes": limits.max_disk_mb * 2**20,
-                    "max_processes": limits.max_processes,
-                    "cpu_seconds": limits.cpu_s or max(1, math.ceil(limits.time_s))}
-        command = [self.python, "-I", "-B", "-X", "utf8", str(GUARD_SCRIPT), json.dumps(settings)]
-        started = time.monotonic()
-        try:
-            child = subprocess.Popen(command, cwd=scratch, env=_minimal_env(scratch), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_write,),
-                                     start_new_session=True)
-        except OSError as error:
-            os.close(status_read)
-            raise ToolError(f"the sandbox could not start {self.python!r} ({error}); "
-                            "pass python= the path of a working interpreter") from error
-        finally:
-            os.close(status_write)
-        readers = [_CappedReader(child.stdout, limits.max_output_chars),
-                   _CappedReader(child.stderr, limits.max_output_chars),
-                   _CappedReader(os.fdopen(status_read, "rb"), 4096)]
-        try:
-            child.stdin.write(code.encode("utf-8", errors="surrogateescape"))
-            child.stdin.close()
-        except BrokenPipeError:
-            pass  # the child died before reading its code; its stderr says why
-        try:
-            child.wait(timeout=limits.time_s + BACKSTOP_S)
-            backstop = False
-        except subprocess.TimeoutExpired:
-            backstop = True
-        _kill_group(child.pid)  # in "process" mode, also what the code forked in its own group
-        child.wait()
-        ends_by = time.monotonic() + PIPE_GRACE_S
-        for reader in readers:
-            reader.stop_at(ends_by)
-        stdout, stderr, status_text = (reader.text() for reader in readers)
-        status = _parse_status(status_text)
-        if status.get("stage") == "keep":
-            raise ToolError(f"the files of scratch_dir {str(scratch)!r} could not be carried through the run "
-                            f"({status['error']}); make that directory readable and writable by the "
-                            "interpreter's user, keep its files under max_disk_mb, and leave room on its disk")
-        if "error" in status:
-            raise ToolError(f"the sandbox could not contain the run in {self.isolation.mode} mode "
-                            f"({status['error']}); pass SandboxLimits(isolation='process') to run without "
-                            "namespaces, or give the process the rights to create them")
-        exit_code = status.get("exit_code", child.returncode)
-        timed_out = backstop or status.get("timed_out", False) or exit_code == -signal.SIGXCPU
-        last_line = stderr.rstrip().rpartition("\n")[2]
-        return ExecutionResult(
-            stdout=stdout, stderr=stderr, exit_code=exit_code, timed_out=timed_out,
-            memory_exceeded=last_line.startswith("MemoryError"),
-            duration_s=time.monotonic() - started,
-            truncated=any(reader.truncated for reader in readers[:2]))
+        return _execute(code, python=self.python, limits=self.limits, mode=self.isolation.mode,
+                        scratch_dir=self.scratch_dir)
 
     def _pick_isolation(self, choice: IsolationChoice) -> Isolation:
         if choice == "process":
@@ -217,6 +152,81 @@ class PythonSandbox:
                             "run as root or enable unprivileged user namespaces "
                             "(sysctl kernel.unprivileged_userns_clone=1), or use isolation='auto'")
         return found
+
+
+def _execute(code: str, *, python: str, limits: SandboxLimits, mode: str,
+             scratch_dir: Path | None) -> ExecutionResult:
+    """One run in a scratch directory (a fresh one unless `scratch_dir` is kept) and an empty root."""
+    scratch = scratch_dir or Path(tempfile.mkdtemp(prefix="memento-sandbox-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    # Where the child mounts its private root: an empty directory, mounted on only inside its namespace.
+    root = Path(tempfile.mkdtemp(prefix="memento-sandbox-root-"))
+    try:
+        return _run_in(code, scratch.resolve(), root, python=python, limits=limits, mode=mode,
+                       keep_scratch=scratch_dir is not None)
+    finally:
+        root.rmdir()
+        if scratch_dir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_in(code: str, scratch: Path, root: Path, *, python: str, limits: SandboxLimits, mode: str,
+            keep_scratch: bool) -> ExecutionResult:
+    status_read, status_write = os.pipe()
+    settings = {"scratch": str(scratch), "root": str(root), "isolation": mode,
+                "keep_scratch": keep_scratch, "status_fd": status_write,
+                "time_seconds": limits.time_s, "memory_bytes": limits.memory_mb * 2**20,
+                "file_bytes": limits.max_file_mb * 2**20, "disk_bytes": limits.max_disk_mb * 2**20,
+                "max_processes": limits.max_processes,
+                "cpu_seconds": limits.cpu_s or max(1, math.ceil(limits.time_s))}
+    command = [python, "-I", "-B", "-X", "utf8", str(GUARD_SCRIPT), json.dumps(settings)]
+    started = time.monotonic()
+    try:
+        child = subprocess.Popen(command, cwd=scratch, env=_minimal_env(scratch), stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_write,),
+                                 start_new_session=True)
+    except OSError as error:
+        os.close(status_read)
+        raise ToolError(f"the sandbox could not start {python!r} ({error}); "
+                        "pass python= the path of a working interpreter") from error
+    finally:
+        os.close(status_write)
+    readers = [_CappedReader(child.stdout, limits.max_output_chars),
+               _CappedReader(child.stderr, limits.max_output_chars),
+               _CappedReader(os.fdopen(status_read, "rb"), 4096)]
+    try:
+        child.stdin.write(code.encode("utf-8", errors="surrogateescape"))
+        child.stdin.close()
+    except BrokenPipeError:
+        pass  # the child died before reading its code; its stderr says why
+    try:
+        child.wait(timeout=limits.time_s + BACKSTOP_S)
+        backstop = False
+    except subprocess.TimeoutExpired:
+        backstop = True
+    _kill_group(child.pid)  # in "process" mode, also what the code forked in its own group
+    child.wait()
+    ends_by = time.monotonic() + PIPE_GRACE_S
+    for reader in readers:
+        reader.stop_at(ends_by)
+    stdout, stderr, status_text = (reader.text() for reader in readers)
+    status = _parse_status(status_text)
+    if status.get("stage") == "keep":
+        raise ToolError(f"the files of scratch_dir {str(scratch)!r} could not be carried through the run "
+                        f"({status['error']}); make that directory readable and writable by the "
+                        "interpreter's user, keep its files under max_disk_mb, and leave room on its disk")
+    if "error" in status:
+        raise ToolError(f"the sandbox could not contain the run in {mode} mode "
+                        f"({status['error']}); pass SandboxLimits(isolation='process') to run without "
+                        "namespaces, or give the process the rights to create them")
+    exit_code = status.get("exit_code", child.returncode)
+    timed_out = backstop or status.get("timed_out", False) or exit_code == -signal.SIGXCPU
+    last_line = stderr.rstrip().rpartition("\n")[2]
+    return ExecutionResult(
+        stdout=stdout, stderr=stderr, exit_code=exit_code, timed_out=timed_out,
+        memory_exceeded=last_line.startswith("MemoryError"),
+        duration_s=time.monotonic() - started,
+        truncated=any(reader.truncated for reader in readers[:2]))
 
 
 def python_tool(sandbox: PythonSandbox | None = None):
