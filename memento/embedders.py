@@ -52,10 +52,10 @@ def as_query_matrix(vector: np.ndarray | Sequence[float], dim: int, *, what: str
     if isinstance(vector, np.ndarray) and vector.shape == (dim,) and vector.dtype == np.float32:
         # the common case, kept cheap: it runs before every search
         if not np.isfinite(vector).all():
-            raise ValidationError(f"{what} contains NaN or infinity; pass finite numbers")
+            raise ValidationError(_not_finite(what, vector))
         norm = float(np.dot(vector, vector)) ** 0.5
         return (vector / max(norm, 1e-12)).reshape(1, dim)
-    array = np.asarray(vector, dtype=np.float32)
+    array = _numbers(vector, what, dim)
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[1] != dim:
@@ -64,8 +64,44 @@ def as_query_matrix(vector: np.ndarray | Sequence[float], dim: int, *, what: str
             f"pass a vector of length {dim} made by the bank's embedder"
         )
     if not np.all(np.isfinite(array)):
-        raise ValidationError(f"{what} contains NaN or infinity; pass finite numbers")
+        raise ValidationError(_not_finite(what, array))
     return normalize_rows(array)
+
+
+def as_vector(value: np.ndarray | Sequence[float], dim: int, *, what: str = "embedding",
+              fix: str = "leave it out to embed the task again") -> np.ndarray:
+    """Check one stored embedding (e.g. an import line's) as it is: `dim` finite numbers, as float32.
+
+    Unlike `as_query_matrix` it does not rescale, so an exported vector imports bit for bit.
+    Each problem (not numbers, wrong length, NaN or infinity) has its own message, ending in `fix`.
+    """
+    vector = _numbers(value, what, dim, fix=fix)
+    if vector.shape != (dim,):
+        found = f"{vector.shape[0]} numbers" if vector.ndim == 1 else f"shape {vector.shape}"
+        raise ValidationError(f"{what} has {found} but this bank's embeddings have {dim}; "
+                              f"give a list of {dim} numbers made by the bank's embedder, or {fix}")
+    if not np.isfinite(vector).all():
+        raise ValidationError(_not_finite(what, vector, fix=fix))
+    return vector
+
+
+def _numbers(value: object, what: str, dim: int, *, fix: str | None = None) -> np.ndarray:
+    """`value` as a float32 array; ValidationError when it is not numbers (strings, ragged lists, mappings)."""
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ValidationError(f"{what} is not a list of numbers ({error}); give {dim} numbers made by the "
+                              f"bank's embedder" + (f", or {fix}" if fix else "")) from None
+    if array.ndim == 0:
+        raise ValidationError(f"{what} is the single number {value!r}, not a list of {dim}; give {dim} numbers"
+                              + (f", or {fix}" if fix else ""))
+    return array
+
+
+def _not_finite(what: str, array: np.ndarray, *, fix: str | None = None) -> str:
+    bad = int(np.size(array) - np.isfinite(array).sum())
+    return (f"{what} holds {bad} NaN or infinite value(s) among {np.size(array)}; embeddings must be finite "
+            f"numbers: {fix or 'check the embedder or the code that made the vector'}")
 
 
 def available_cores() -> int:
@@ -137,7 +173,13 @@ class SentenceTransformerEmbedder:
         transformers_logging.disable_progress_bar()  # a bar per model load is noise in a CLI
 
         path = Path(model_path) if model_path else default_model_path()
-        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        try:
+            self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except (OSError, ValueError, KeyError) as error:  # what transformers raises for a folder that is no model
+            raise ValidationError(
+                f"'{path}' is not a sentence-transformers model folder ({' '.join(str(error).split())[:300]}); "
+                "pass a folder saved with SentenceTransformer.save(), or leave the embedder out for the packaged default"
+            ) from error
         self.name = name or (DEFAULT_MODEL_NAME if model_path is None else path.name)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dimension())

@@ -1,12 +1,14 @@
-"""The embedder's torch threads follow the cores this process may use, not the machine or torch's own default."""
+"""Embedders: torch threads from the cores this process may use, and vectors checked with a message per problem."""
 
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from memento.embedders import THREADS_ENV, available_cores, embedder_threads
+from memento.embedders import THREADS_ENV, as_query_matrix, as_vector, available_cores, embedder_threads
 from memento.errors import ValidationError
 from tests.conftest import ROOT
 
@@ -59,3 +61,33 @@ def test_the_real_embedder_runs_on_the_cores_it_is_pinned_to_and_restores_torch(
 
     assert run() == ["1", "1", "4", "384"]  # one core: one thread while embedding, torch's 4 restored after
     assert run(env={THREADS_ENV: "3"}) == ["3", "3", "4", "384"]
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ([float("nan")] * 4, "embedding holds 4 NaN or infinite value(s) among 4; embeddings must be finite"),
+    ([1.0, 2.0, 3.0, float("inf")], "embedding holds 1 NaN or infinite value(s) among 4"),
+    ([1.0, 2.0], "embedding has 2 numbers but this bank's embeddings have 4"),
+    ("abc", "embedding is not a list of numbers"),
+    ([[1.0], [1.0, 2.0]], "embedding is not a list of numbers"),
+    (3.0, "embedding is the single number 3.0, not a list of 4"),
+])
+def test_a_stored_embedding_gets_the_message_for_its_own_problem(value, fragment):
+    with pytest.raises(ValidationError) as caught:
+        as_vector(value, 4)
+    assert fragment in str(caught.value) and "leave it out to embed the task again" in str(caught.value)
+
+
+def test_a_stored_embedding_is_kept_bit_for_bit():
+    vector = np.array([0.6, 0.8, 0.0, 1e-8], dtype=np.float32)
+    assert as_vector(vector.tolist(), 4).tobytes() == vector.tobytes()
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ([float("nan")] * 4, "query vector holds 4 NaN or infinite value(s) among 4"),
+    (np.full(4, np.nan, dtype=np.float32), "query vector holds 4 NaN or infinite value(s) among 4"),
+    (["a", "b", "c", "d"], "query vector is not a list of numbers"),
+    ([1.0, 2.0], "query vector has shape (2,) but this bank's embeddings have dim 4"),
+])
+def test_a_query_vector_gets_the_message_for_its_own_problem(value, fragment):
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        as_query_matrix(value, 4)
