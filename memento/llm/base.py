@@ -12,13 +12,17 @@ request's `Completion` or the typed `MementoError` it failed with (`strict=True`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import os
 import threading
 import time
+import types
+import typing
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 from pydantic import BaseModel
@@ -259,6 +263,52 @@ class LLM(ABC):
 
 
 # ---- helpers ------------------------------------------------------------------------------
+Config = TypeVar("Config")
+
+
+def configured(config: Config | None, default: type[Config], overrides: dict[str, Any]) -> Config:
+    """A backend's config: `config` (or the defaults) with `overrides`, each checked by name and type.
+
+    `load_llm("openai", timeout=5)` or `--llm-option timout_s=5` gets a ValidationError that
+    lists the settings there are, instead of a TypeError from deep inside the backend.
+    """
+    fields = {f.name for f in dataclasses.fields(default)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValidationError(f"{default.__name__} has no setting {', '.join(map(repr, unknown))}; "
+                              f"the settings are {', '.join(sorted(fields))}")
+    hints = typing.get_type_hints(default)
+    for name, value in overrides.items():
+        if not _has_type(value, hints[name]):
+            raise ValidationError(f"{default.__name__}.{name}={value!r} is a {type(value).__name__}, not "
+                                  f"{_type_name(hints[name])}; pass a value of that type")
+    return dataclasses.replace(config or default(), **overrides)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """True when `value` fits the simple hint (scalars, Optional, Literal, dict, list); other hints pass."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, (str, os.PathLike))  # a path where a file name is asked for
+    if hint is bool or origin in (dict, list):
+        return isinstance(value, origin or hint)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
 def _check_concurrency(concurrency: int) -> None:
     if concurrency < 1:
         raise ValidationError(f"concurrency {concurrency} is below 1; pass how many requests may be in flight")

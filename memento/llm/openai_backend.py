@@ -18,13 +18,13 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
 
 from memento.errors import LLMConnectionError, LLMResponseError, LLMTimeoutError, ValidationError
-from memento.llm.base import LLM, Completion, Request, Usage
+from memento.llm.base import LLM, Completion, Request, Usage, configured
 
 RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 
@@ -66,7 +66,7 @@ class OpenAILLM(LLM):
     constrains_json = True
 
     def __init__(self, config: OpenAIConfig | None = None, **overrides: Any):
-        config = replace(config or OpenAIConfig(), **overrides)
+        config = configured(config, OpenAIConfig, overrides)
         super().__init__(temperature=config.temperature, max_tokens=config.max_tokens)
         base_url = config.base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:

@@ -14,12 +14,12 @@ import hashlib
 import os
 import shutil
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from memento.errors import ValidationError, missing_extra
-from memento.llm.base import LLM, Completion, Request, Usage
+from memento.llm.base import LLM, Completion, Request, Usage, configured
 from memento.llm.llamacpp import smollm2_gguf_path
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "memento" / "hf"
@@ -85,7 +85,7 @@ class TransformersLLM(LLM):
     constrains_json = False
 
     def __init__(self, config: TransformersConfig | None = None, **overrides: Any):
-        config = replace(config or TransformersConfig(), **overrides)
+        config = configured(config, TransformersConfig, overrides)
         super().__init__(temperature=config.temperature, max_tokens=config.max_tokens)
         torch, transformers = _import_distill()
         if config.n_threads:

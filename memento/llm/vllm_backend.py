@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from memento.errors import MementoError, ValidationError, missing_extra
-from memento.llm.base import LLM, Completion, Message, Request, Usage
+from memento.llm.base import LLM, Completion, Message, Request, Usage, configured
 
 
 @dataclass
@@ -53,7 +53,7 @@ class VLLMLLM(LLM):
     constrains_json = True
 
     def __init__(self, config: VLLMConfig | None = None, **overrides: Any):
-        config = replace(config or VLLMConfig(), **overrides)
+        config = configured(config, VLLMConfig, overrides)
         super().__init__(temperature=config.temperature, max_tokens=config.max_tokens)
         try:
             import vllm

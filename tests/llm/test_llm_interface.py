@@ -258,3 +258,20 @@ def test_openai_backend_needs_an_endpoint(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ValidationError, match="OPENAI_BASE_URL"):
         load_llm("openai")
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    ({"timout_s": 5}, "OpenAIConfig has no setting 'timout_s'; the settings are api_key, backoff_s, base_url"),
+    ({"timeout_s": "soon"}, "OpenAIConfig.timeout_s='soon' is a str, not float"),
+    ({"max_retries": 1.5}, "OpenAIConfig.max_retries=1.5 is a float, not int"),
+    ({"json_format": "xml"}, "OpenAIConfig.json_format='xml' is a str, not Literal"),
+])
+def test_a_backend_setting_that_does_not_exist_or_has_the_wrong_type_is_named(settings, fragment):
+    with pytest.raises(ValidationError) as caught:
+        load_llm("openai", base_url="http://127.0.0.1:9/v1", model="m", **settings)
+    assert fragment in str(caught.value)
+
+
+def test_backend_settings_of_the_right_type_are_taken():
+    llm = load_llm("openai", base_url="http://127.0.0.1:9/v1", model="m", timeout_s=3, api_key=None, extra_body={})
+    assert llm.config.timeout_s == 3
