@@ -2,7 +2,9 @@
 
 Every command is one library call: flags are named like its keyword arguments, output is JSON
 by default (`--table` for a table, `--nl` for JSON lines), and a `MementoError` (a user error)
-prints one line on stderr and exits with status 1, never a traceback. Usage errors exit with 2.
+prints one line on stderr and exits with status 1, never a traceback; so does an `OSError` on a
+file the user named (a folder that is missing, a directory, no permission, a full disk).
+Usage errors exit with 2.
 
     memento init cases.db
     memento cases add cases.jsonl --bank cases.db
@@ -10,7 +12,7 @@ prints one line on stderr and exits with status 1, never a traceback. Usage erro
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import click
 import typer
@@ -26,15 +28,24 @@ USER_ERROR_EXIT = 1
 
 
 class MementoGroup(TyperGroup):
-    """The root command: turns a MementoError from any subcommand into one line and exit status 1."""
+    """The root command: turns a user error from any subcommand into one line and exit status 1."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except MementoError as exc:
-            # One line, whatever a lower layer put in its message (a wrapped torch error has several).
-            typer.echo("Error: " + " ".join(str(exc).split()), err=True)
-            raise typer.Exit(USER_ERROR_EXIT) from None
+            fail(str(exc))
+        except OSError as exc:
+            # The commands check the paths they are given; this catches what no check can see
+            # coming (permissions, a full or read-only disk, a file removed meanwhile).
+            fail(f"{exc}; check the paths given, their permissions and the free disk space")
+
+
+def fail(message: str) -> NoReturn:
+    """Print one `Error:` line on stderr and exit with status 1."""
+    # One line, whatever a lower layer put in its message (a wrapped torch error has several).
+    typer.echo("Error: " + " ".join(message.split()), err=True)
+    raise typer.Exit(USER_ERROR_EXIT) from None
 
 
 app = typer.Typer(cls=MementoGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",

@@ -15,9 +15,9 @@ from memento.case import Case
 from memento.cli.banks import open_bank, resolve_embedder
 from memento.cli.editing import (EDIT_FORMATS, changes_from_assignments, changes_from_document, parse_document,
                                  render)
-from memento.cli.options import BankPath, EmbedderName, filter_options
+from memento.cli.options import BankPath, EmbedderName, filter_options, readable_file, writable_file
 from memento.cli.output import note, output_options
-from memento.errors import NotFoundError, ValidationError
+from memento.errors import ValidationError
 
 app = typer.Typer(help="Inspect, search, edit and curate the cases in a bank.", no_args_is_help=True)
 
@@ -41,8 +41,8 @@ def whole(case: Case) -> dict[str, Any]:
 def ls(bank_path: BankPath, embedder: EmbedderName = None,
        order_by: Annotated[str, typer.Option(help="created_at, updated_at, reward, id or task.")] = "created_at",
        descending: Annotated[bool, typer.Option(help="Largest first.")] = False,
-       limit: Annotated[Optional[int], typer.Option(help="At most this many.")] = None,
-       offset: Annotated[int, typer.Option(help="Skip this many first.")] = 0,
+       limit: Annotated[Optional[int], typer.Option(min=0, help="At most this many.")] = None,
+       offset: Annotated[int, typer.Option(min=0, help="Skip this many first.")] = 0,
        full: Annotated[bool, typer.Option(help="Whole cases, with plan and trajectory.")] = False,
        *, filters: dict) -> list[dict]:
     """Example: memento cases ls --bank cases.db --min-reward 1 --order-by reward --descending --limit 20 --table
@@ -122,11 +122,10 @@ def read_records(source: str) -> list:
     if source == "-":
         text, name = sys.stdin.read(), "stdin"
     else:
-        if not Path(source).is_file():
-            raise NotFoundError(f"file '{source}' does not exist; give a .json or .jsonl file, or - for stdin")
+        path = readable_file(source)
         name = f"'{source}'"
         try:
-            text = Path(source).read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise ValidationError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start}); give a JSON or JSONL file") from None
     if not text.strip():
@@ -186,11 +185,12 @@ def export(destination: Annotated[str, typer.Argument(help="A file to write, or 
 
     Write the cases that match the filters as JSON lines, the format `memento cases import` reads.
     """
+    path = None if destination == "-" else writable_file(destination)
     with open_bank(bank_path, embedder) as bank:
-        if destination == "-":
+        if path is None:
             bank.export_jsonl(sys.stdout, with_vectors=with_vectors, **filters)
             return None
-        count = bank.export_jsonl(Path(destination), with_vectors=with_vectors, **filters)
+        count = bank.export_jsonl(path, with_vectors=with_vectors, **filters)
     return {"exported": count, "path": destination}
 
 
@@ -209,9 +209,10 @@ def import_(source: Annotated[str, typer.Argument(help="A JSONL file (an export 
     (naming the line) unless --skip-bad-lines. Lines with an embedding are not re-embedded,
     so a trash file from `rm` or `prune` restores exactly.
     """
+    path = None if source == "-" else readable_file(source, "a JSONL file, as export or rm writes")
     with open_bank(bank_path, embedder) as bank:
         try:
-            count = bank.import_jsonl(sys.stdin if source == "-" else Path(source),
+            count = bank.import_jsonl(sys.stdin if path is None else path,
                                       skip_bad_lines=skip_bad_lines, on_conflict=on_conflict)
         except UnicodeDecodeError as exc:  # raised while the file is read, before anything is written
             raise ValidationError(f"'{source}' is not UTF-8 text ({exc.reason} at byte {exc.start}); "

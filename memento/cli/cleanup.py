@@ -5,7 +5,6 @@ bank (`<bank>.trash/<time>-<command>.jsonl`); `memento cases import FILE` puts t
 """
 
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -16,7 +15,7 @@ from memento.case import Case
 from memento.cli.banks import move_to_trash, open_bank
 from memento.cli.cases import app, summary
 from memento.bank.curate import find_duplicates
-from memento.cli.options import BankPath, DryRun, EmbedderName, Yes, filter_options, parse_duration
+from memento.cli.options import BankPath, DryRun, EmbedderName, Yes, filter_options, parse_duration, time_before_now
 from memento.cli.output import note, output_options
 from memento.errors import ValidationError
 
@@ -109,7 +108,7 @@ def prune(bank_path: BankPath, embedder: EmbedderName = None,
     if older_than is not None:
         if "until" in filters:
             raise ValidationError("--older-than and --until both set a creation cutoff; give one of them")
-        filters["until"] = datetime.now(timezone.utc) - parse_duration(older_than)
+        filters["until"] = time_before_now(parse_duration(older_than), "--older-than")
     with open_bank(bank_path, embedder) as bank:
         cases = list(bank.iter_cases(**filters))
         if policy is not None:

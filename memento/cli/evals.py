@@ -10,7 +10,7 @@ import typer
 from memento.cli.banks import resolve_embedder
 from memento.cli.options import EmbedderName
 from memento.cli.output import note, output_options
-from memento.errors import NotFoundError, ValidationError
+from memento.errors import DataError, NotFoundError, ValidationError
 
 app = typer.Typer(help="Run the continual-learning evals and read their results.", no_args_is_help=True)
 
@@ -73,7 +73,15 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by
     path = run_dir / "summary.json"
     if not path.is_file():
         raise NotFoundError(f"'{path}' does not exist; run the eval first (`memento eval run ... --out-dir {run_dir}`)")
-    return rows(EvalSummary.model_validate_json(path.read_text(encoding="utf-8")), by)
+    try:
+        summary = EvalSummary.model_validate_json(path.read_bytes())
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = f" at {'.'.join(map(str, first['loc']))}" if first["loc"] else ""
+        raise DataError(f"'{path}' is not a summary written by `memento eval run` ({first['msg']}{where}); "
+                        f"run the eval again to rewrite it, "
+                        f"e.g. `memento eval run ... --out-dir {run_dir}` (finished episodes are kept)") from None
+    return rows(summary, by)
 
 
 def rows(summary: Any, by: str) -> list[dict]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from memento.errors import ValidationError
+from memento.errors import NotFoundError, ValidationError
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
 
@@ -69,7 +69,43 @@ def parse_duration(text: str) -> timedelta:
     match = DURATION.match(text)
     if not match:
         raise ValidationError(f"duration {text!r} is not understood; write a number and a unit: 30m, 12h, 90d or 2w")
-    return timedelta(**{DURATION_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        return timedelta(**{DURATION_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        raise ValidationError(f"duration {text!r} is longer than {timedelta.max.days} days, the longest there is; "
+                              f"give a shorter one, e.g. 3650d") from None
+
+
+def readable_file(source: str, kinds: str = "a .json or .jsonl file") -> Path:
+    """The file an argument names, checked: NotFoundError if it is not there, ValidationError for a folder."""
+    path = Path(source)
+    if path.is_dir():
+        raise ValidationError(f"'{source}' is a directory, not a file; give {kinds}, e.g. {path / 'cases.jsonl'}, "
+                              f"or - for stdin")
+    if not path.is_file():
+        raise NotFoundError(f"file '{source}' does not exist; give {kinds}, or - for stdin")
+    return path
+
+
+def writable_file(destination: str) -> Path:
+    """The file an argument names for writing, checked: its folder exists and it is not a folder itself."""
+    path = Path(destination)
+    if path.is_dir():
+        raise ValidationError(f"'{destination}' is a directory; give a file to write, e.g. {path / 'cases.jsonl'}, "
+                              f"or - for stdout")
+    if not path.parent.is_dir():
+        raise NotFoundError(f"folder '{path.parent}' for '{path.name}' does not exist; create it first, "
+                            f"or give a path in an existing folder")
+    return path
+
+
+def time_before_now(duration: timedelta, flag: str) -> datetime:
+    """Now (UTC) minus `duration`; ValidationError naming `flag` when that is before year 1."""
+    try:
+        return datetime.now(timezone.utc) - duration
+    except OverflowError:
+        raise ValidationError(f"{flag} {duration.days}d reaches back before the year 1; "
+                              f"give a shorter duration, e.g. 3650d for ten years") from None
 
 
 # -- adding options to many commands ----------------------------------------------------------------

@@ -51,7 +51,7 @@ def show(policy_path: PolicyPath, bank_path: BankPath, embedder: EmbedderName = 
 @output_options
 @filter_options
 def rank(policy_path: PolicyPath, bank_path: BankPath, embedder: EmbedderName = None,
-         limit: Annotated[Optional[int], typer.Option(help="At most this many.")] = None,
+         limit: Annotated[Optional[int], typer.Option(min=0, help="At most this many.")] = None,
          ascending: Annotated[bool, typer.Option(help="Least useful first (what `cases prune --policy` would take).")] = False,
          *, filters: dict) -> list[dict]:
     """Example: memento policy rank policy.pt --bank cases.db --limit 10 --table

@@ -1,5 +1,8 @@
 """User errors: one line on stderr, a non-zero exit, no traceback, nothing changed, nothing created."""
 
+import json
+from pathlib import Path
+
 import pytest
 import typer
 
@@ -101,3 +104,93 @@ def test_missing_input_files_and_bad_choices_are_one_line(cli, bank):
     assert "on_conflict" in cli.fails("cases", "import", "-", "--on-conflict", "merge", "--bank", bank, input="")
     assert "--format" in cli.fails("cases", "edit", "acme-1", "--format", "toml", "--bank", bank)
     assert "threshold" in cli.fails("cases", "dedup", "--threshold", "2", "--bank", bank)
+
+
+def test_a_directory_given_as_an_input_file_is_refused(cli, bank):
+    (cli.folder / "backups").mkdir()
+    for command in ("import", "add"):
+        line = cli.fails("cases", command, "backups", "--bank", bank)
+        assert "'backups' is a directory, not a file" in line and "backups/cases.jsonl" in line
+
+
+def test_an_export_destination_that_cannot_be_a_file_is_refused_before_anything_is_written(cli, bank):
+    (cli.folder / "backups").mkdir()
+    assert "'backups' is a directory; give a file to write" in cli.fails("cases", "export", "backups", "--bank", bank)
+    line = cli.fails("cases", "export", "nowhere/out.jsonl", "--bank", bank)
+    assert "folder 'nowhere' for 'out.jsonl' does not exist; create it first" in line
+    assert not (cli.folder / "nowhere").exists() and list((cli.folder / "backups").iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_a_full_disk_is_one_line_too(cli, bank):
+    line = cli.fails("cases", "export", "/dev/full", "--bank", bank)
+    assert "No space left on device" in line and "free disk space" in line
+
+
+@pytest.mark.parametrize("duration, fragment", [
+    ("99999999999d", "longer than 999999999 days"),
+    ("2000000d", "reaches back before the year 1"),
+])
+def test_a_duration_too_long_for_a_date_is_refused(cli, bank, duration, fragment):
+    before = cli.snapshot(bank)
+    assert fragment in cli.fails("cases", "prune", "--older-than", duration, "--yes", "--bank", bank)
+    assert cli.snapshot(bank) == before
+
+
+def test_a_summary_file_that_is_not_a_summary_is_refused(cli):
+    (cli.folder / "run").mkdir()
+    (cli.folder / "run" / "summary.json").write_text("{not json")
+    line = cli.fails("eval", "report", "run")
+    assert "'run/summary.json' is not a summary written by `memento eval run`" in line and "--out-dir run" in line
+
+
+@pytest.mark.slow  # imports sentence-transformers and torch
+def test_a_folder_that_is_not_a_model_is_refused_as_an_embedder(cli, bank):
+    (cli.folder / "not-a-model").mkdir()
+    line = cli.fails("cases", "reindex", "--re-embed", "not-a-model", "--bank", bank)
+    assert "'not-a-model' is not a sentence-transformers model folder" in line
+
+
+def test_an_llm_option_the_backend_does_not_have_is_named(cli, bank):
+    line = cli.fails("ask", "Who founded Acme?", "--no-learn", "--backend", "openai", "--bank", bank,
+                     "--llm-option", "base_url=http://127.0.0.1:9/v1", "--llm-option", "timout_s=5")
+    assert "OpenAIConfig has no setting 'timout_s'; the settings are" in line and "timeout_s" in line
+
+
+@pytest.mark.parametrize("flag", ["--limit", "--offset"])
+def test_a_negative_count_is_a_usage_error(cli, bank, flag):
+    result = cli("cases", "ls", flag, "-1", "--bank", bank)
+    assert result.exit_code == 2 and "Invalid value for '" + flag in result.stderr
+    assert "Traceback" not in result.output
+
+
+# These need CaseBank.import_jsonl / _read_jsonl (memento/bank/casebank.py) to validate each line's
+# embedding with memento.embedders.as_vector and to give the line of a repeated id (issue 15, item 6).
+NEEDS_THE_CASEBANK_CHANGE = pytest.mark.xfail(
+    strict=True, reason="needs the import_jsonl change in memento/bank/casebank.py described in issue 15's hand-off")
+
+
+@NEEDS_THE_CASEBANK_CHANGE
+@pytest.mark.parametrize("embedding, fragment", [
+    ([float("nan")] * 64, "embedding holds 64 NaN or infinite value(s) among 64"),
+    ("abc", "embedding is not a list of numbers"),
+    ([[1.0], [1.0, 2.0]], "embedding is not a list of numbers"),
+    ([1.0, 2.0], "embedding has 2 numbers but this bank's embeddings have 64"),
+])
+def test_a_bad_embedding_on_an_import_line_names_the_line_and_the_problem(cli, bank, embedding, fragment):
+    before = cli.snapshot(bank)
+    line = json.dumps({"task": "fine?"}) + "\n" + json.dumps({"task": "bad?", "embedding": embedding}) + "\n"
+    (cli.folder / "bad.jsonl").write_text(line)
+    message = cli.fails("cases", "import", "bad.jsonl", "--bank", bank)
+    assert "line 2" in message and fragment in message and "shape (64,)" not in message
+    assert cli.snapshot(bank) == before
+
+
+@NEEDS_THE_CASEBANK_CHANGE
+def test_an_id_twice_in_one_import_file_names_both_lines(cli, bank):
+    before = cli.snapshot(bank)
+    lines = [{"id": "x1", "task": "a?"}, {"id": "x2", "task": "b?"}, {"id": "x1", "task": "c?"}]
+    (cli.folder / "dup.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    message = cli.fails("cases", "import", "dup.jsonl", "--bank", bank)
+    assert "line 3" in message and "line 1" in message and "'x1'" in message
+    assert cli.snapshot(bank) == before
