@@ -212,25 +212,29 @@ def wait_until(runner, deadline):
 
 
 def kill_all_in_namespace():
-    """As pid 1, kill(-1) reaches every other process of the namespace, whatever its session."""
-    try:
-        os.kill(-1, signal.SIGKILL)
-    except ProcessLookupError:
-        return  # nothing left
-    reap_all()
+    """As pid 1, kill(-1) reaches every other process of the namespace, whatever its session;
+    repeated until none is left, for a child forked while the signal went out."""
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        reap_ready()
+        time.sleep(0.001)
 
 
 def kill_descendants():
-    me = str(os.getpid())
-    for _ in range(100):
+    """Kill our children until none is left: each death re-parents its own children to us, the subreaper."""
+    me, gives_up = str(os.getpid()), time.monotonic() + 5.0
+    while time.monotonic() < gives_up:
         children = []
-        for entry in os.listdir("/proc"):
+        for entry in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open(f"/proc/{entry}/stat", "rb") as stat_file:
-                    fields = stat_file.read().rpartition(b")")[2].split()
-            except OSError:
+                    parent = stat_file.read().rpartition(b")")[2].split()[1].decode()
+            except (OSError, IndexError):
                 continue
-            if fields[1].decode() == me:
+            if parent == me:
                 children.append(int(entry))
         if not children:
             return
@@ -239,17 +243,18 @@ def kill_descendants():
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        reap_all()
+        reap_ready()
+        time.sleep(0.005)
 
 
-def reap_all():
+def reap_ready():
+    """Reap every child that has ended, without waiting for the others."""
     while True:
         try:
-            os.wait()
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
         except ChildProcessError:
             return
-        except InterruptedError:
-            continue
 
 
 # --- the private root -------------------------------------------------------------------------

@@ -59,6 +59,22 @@ def test_an_infinite_loop_is_killed_at_the_time_limit(sandbox):
     assert LIMITS.time_s <= result.duration_s < LIMITS.time_s + 1.5
 
 
+def test_children_and_grandchildren_in_their_own_sessions_die_with_the_run(sandbox, tmp_path):
+    kept = PythonSandbox(sandbox.limits, scratch_dir=tmp_path / "work")
+    result = kept.run(textwrap.dedent("""
+        import os, time
+        if os.fork() == 0:
+            if os.fork() == 0:
+                os.setsid()
+                time.sleep(60)
+            time.sleep(60)
+        print('parent done')
+    """))
+    assert result.stdout == "parent done\n" and result.duration_s < LIMITS.time_s
+    time.sleep(0.2)
+    assert processes_mentioning(str(tmp_path / "work")) == []
+
+
 def test_a_forked_child_dies_with_the_run(sandbox):
     result = sandbox.run("import os, time\nif os.fork() == 0:\n    time.sleep(60)\nprint('parent done')\n")
     assert result.stdout == "parent done\n" and result.duration_s < LIMITS.time_s
