@@ -2,7 +2,7 @@
 processes, disk, output size, no network, and nothing of the host's filesystem but the
 interpreter and the system libraries, read-only.
 
-How a run is contained, in the order the child builds it (see `_sandbox_guard.py`):
+What contains a run (the child builds it, see `_sandbox_guard.py`):
 - namespaces (`isolation.mode == "namespaces"`): new pid, mount, net, ipc and uts namespaces,
   and a user namespace when not root. The code sees a private root: /usr, /lib and the
   interpreter's prefixes bound read-only, a minimal /etc (no host passwd), a fresh /proc with
@@ -43,7 +43,7 @@ from typing import IO, Literal
 
 from pydantic import BaseModel, Field
 
-from memento.errors import ToolError
+from memento.errors import ToolError, ValidationError
 from memento.tools._common import make_tool
 
 GUARD_SCRIPT = Path(__file__).with_name("_sandbox_guard.py")
@@ -75,6 +75,20 @@ class SandboxLimits:
     """Characters kept of stdout and of stderr each: the head and the tail, the middle cut."""
     isolation: IsolationChoice = "auto"
     """'namespaces' refuses to run without them; 'process' never uses them; 'auto' uses them where they work."""
+
+    def __post_init__(self):
+        # A tmpfs of size 0 has no cap at all, and a zero rlimit stops the interpreter itself.
+        for name in ("time_s", "memory_mb", "max_file_mb", "max_disk_mb", "max_processes", "max_output_chars"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+                raise ValidationError(f"SandboxLimits.{name} is {value!r} but must be a positive number; "
+                                      f"pass e.g. {name}={getattr(SandboxLimits, name)!r}")
+        if self.cpu_s is not None and not (isinstance(self.cpu_s, int) and self.cpu_s > 0):
+            raise ValidationError(f"SandboxLimits.cpu_s is {self.cpu_s!r} but must be a positive whole number of "
+                                  "seconds or None (the wall-clock limit rounded up)")
+        if self.isolation not in ("auto", "namespaces", "process"):
+            raise ValidationError(f"SandboxLimits.isolation is {self.isolation!r} but must be 'auto', "
+                                  "'namespaces' or 'process'")
 
 
 @dataclass(frozen=True)
@@ -216,9 +230,9 @@ def _run_in(code: str, scratch: Path, root: Path, *, python: str, limits: Sandbo
                         f"({status['error']}); make that directory readable and writable by the "
                         "interpreter's user, keep its files under max_disk_mb, and leave room on its disk")
     if "error" in status:
-        raise ToolError(f"the sandbox could not contain the run in {mode} mode "
-                        f"({status['error']}); pass SandboxLimits(isolation='process') to run without "
-                        "namespaces, or give the process the rights to create them")
+        raise ToolError(f"the sandbox could not contain the run in {mode} mode ({status['error']}); "
+                        "run as root or enable unprivileged user namespaces, or pass "
+                        "SandboxLimits(isolation='process') to run without namespaces")
     exit_code = status.get("exit_code", child.returncode)
     timed_out = backstop or status.get("timed_out", False) or exit_code == -signal.SIGXCPU
     last_line = stderr.rstrip().rpartition("\n")[2]

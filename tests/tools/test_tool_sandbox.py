@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from memento.errors import ValidationError
 from memento.tools.sandbox import PythonSandbox, SandboxLimits, detect_isolation, python_tool
 from tests.tools.test_sandbox_escapes import processes_mentioning
 
@@ -218,3 +219,10 @@ def test_python_tool_reports_exit_code_and_output():
     text = tool.invoke({"code": "print(6 * 7)"})
     assert text.startswith("exit code 0 after ") and text.endswith("stdout:\n42\n")
     assert "killed at the time limit of 0.5 s" in tool.invoke({"code": "while True: pass"})
+
+
+@pytest.mark.parametrize("field, value", [("max_disk_mb", 0), ("time_s", -1), ("max_processes", 0),
+                                          ("memory_mb", True), ("cpu_s", 0), ("isolation", "guard")])
+def test_limits_that_would_mean_no_limit_are_refused(field, value):
+    with pytest.raises(ValidationError, match=f"SandboxLimits.{field} is {value!r}"):
+        SandboxLimits(**{field: value})
