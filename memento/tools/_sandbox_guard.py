@@ -78,7 +78,9 @@ LOCKED_FLAGS = [(os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXE
                 (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME)]
 SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
 DEVICES = ["null", "zero", "full", "random", "urandom"]
-ETC_FILES = ["ld.so.cache", "ld.so.conf", "localtime"]  # the dynamic loader's cache, the time zone
+# From the host's /etc only: the dynamic loader's cache, the time zone, and the symlinks that
+# commands such as awk resolve through.
+ETC_ENTRIES = ["ld.so.cache", "ld.so.conf", "localtime", "alternatives"]
 ROOT_SIZE = "size=8m,nr_inodes=4096,mode=755"
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -122,6 +124,9 @@ def contain(settings):
     """Become the runner inside fresh namespaces; every other process this forks never returns."""
     status_fd = settings["status_fd"]
     as_root = os.geteuid() == 0
+    if not as_root and kernel_version() < (5, 14):
+        # Before 5.14 a user namespace shares its RLIMIT_NPROC count with the host user's processes.
+        settings["max_processes"] += count_my_tasks()
     try:
         uid, gid = os.geteuid(), os.getegid()
         flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
@@ -305,12 +310,14 @@ def bind(source, target, *, read_only, devices=False):
 
 
 def build_etc(etc, scratch, owner):
-    """A minimal /etc: the loader's cache, the time zone, and a passwd that names only the sandbox."""
+    """A minimal /etc: ETC_ENTRIES, and a passwd and group that name only the sandbox's user."""
     os.makedirs(etc)
-    for name in ETC_FILES:
+    for name in ETC_ENTRIES:
         source = "/etc/" + name
         if os.path.islink(source):
             os.symlink(os.readlink(source), f"{etc}/{name}")
+        elif os.path.isdir(source):
+            bind(source, f"{etc}/{name}", read_only=True)
         elif os.path.isfile(source):
             shutil.copyfile(source, f"{etc}/{name}")
     uid, gid = owner
@@ -439,6 +446,11 @@ def set_limits(settings):
     if settings["isolation"] == "process" and os.geteuid() != 0:
         processes += count_my_tasks()  # without a user namespace of its own the count is the host user's
     resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+
+
+def kernel_version():
+    release = os.uname().release.split("-")[0].split(".")
+    return tuple(int(part) for part in release[:2] if part.isdigit())
 
 
 def count_my_tasks():
