@@ -2,7 +2,8 @@
 
 The memory-augmented MDP of AgentFly/Memento stores each episode as a case
 (task, plan, trajectory, answer, reward). Successes and failures are both kept:
-a failed case tells the planner what not to do.
+a failed case tells the planner what not to do. A case may also hold a procedure, the
+reusable part of its trajectory with the task's values as variables (`memento.procedure`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from memento.errors import ValidationError
+from memento.procedure import Procedure
 
 DEFAULT_NAMESPACE: tuple[str, ...] = ("default",)
 
@@ -54,6 +56,8 @@ class Case(BaseModel):
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    procedure: Procedure | None = None
+    """The reusable recipe derived from the trajectory (see `memento.procedure`), or None."""
 
     @field_validator("id")
     @classmethod

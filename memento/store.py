@@ -12,7 +12,9 @@ How an item maps onto the bank:
   it, the bank does not), so labels are stored percent-escaped ('%' -> '%25', '/' -> '%2F').
 - key: kept in the case's metadata (`store_key`); the case id is a hash of (namespace, key), so
   the bank's primary key makes (namespace, key) unique and a get is one primary-key lookup.
-- value: the JSON dict, in the case's metadata (`store_value`); it must be JSON-serialisable.
+- value: the JSON dict, in the case's metadata (`store_value`); it must be JSON-serialisable. A
+  `procedure` key in it is validated as a `memento.procedure.Procedure` and also stored as the
+  case's procedure, so an app can write, edit or delete recipes the agent recalls.
 - vectors: the texts picked by the `index` fields (as InMemoryStore picks them, with
   `langgraph.store.base.get_text_at_path`) are embedded with the bank's embedder. The first text
   is the case's task; each further text (several fields, or `items[*]`) is a companion case
@@ -45,6 +47,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import pydantic
 from langgraph.store.base import (
     BaseStore, GetOp, Item, ListNamespacesOp, MatchCondition, Op, PutOp, Result, SearchItem, SearchOp,
     get_text_at_path, tokenize_path, validate_op_namespace,
@@ -53,11 +56,14 @@ from langgraph.store.base import (
 from memento.bank import CaseBank
 from memento.case import Case
 from memento.errors import ValidationError
+from memento.procedure import Procedure
 
 KEY = "store_key"
 VALUE = "store_value"
 PART = "store_part"
 PARTS = "store_parts"
+PROCEDURE = "procedure"
+"""An item value's key for a procedure (memento.procedure.Procedure as JSON), stored as the case's own."""
 INDEXED = "store_indexed"
 
 
@@ -196,14 +202,15 @@ class CaseBankStore(BaseStore):
         new_cases, new_vectors, updates = [], [], []
         for (put, cid), item_texts in zip(writes, texts):
             value = _json_value(put)
+            procedure = _procedure_of(put, value)
             first = next(vectors) if item_texts else _placeholder(self.bank.dim)
             meta = {KEY: put.key, VALUE: value, PART: 0, PARTS: max(1, len(item_texts)), INDEXED: bool(item_texts)}
             task = _display(item_texts[0] if item_texts else f"store item {put.key}")
             if cid in existing:
-                updates.append((cid, first, dict(task=task, metadata=meta, updated_at=now)))
+                updates.append((cid, first, dict(task=task, metadata=meta, updated_at=now, procedure=procedure)))
             else:
                 new_cases.append(Case(id=cid, namespace=encode_namespace(put.namespace), task=task, metadata=meta,
-                                      created_at=next(stamps), updated_at=now))
+                                      created_at=next(stamps), updated_at=now, procedure=procedure))
                 new_vectors.append(first)
             for n, text in enumerate(item_texts[1:], start=1):
                 new_cases.append(Case(id=f"{cid}.{n}", namespace=encode_namespace(put.namespace), task=_display(text),
@@ -235,6 +242,18 @@ class CaseBankStore(BaseStore):
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+
+def _procedure_of(put: PutOp, value: dict[str, Any]) -> Procedure | None:
+    """The item's `procedure` value as the case's procedure, validated (an app can hand the agent a recipe)."""
+    if PROCEDURE not in value:
+        return None
+    try:
+        return Procedure.model_validate(value[PROCEDURE])
+    except pydantic.ValidationError as error:
+        raise ValidationError(f"item {put.key!r}: value['procedure'] is not a procedure: "
+                              f"{error.errors()[0]['msg']} at {'.'.join(map(str, error.errors()[0]['loc'])) or 'top'}; "
+                              f"see memento.procedure.Procedure for its fields") from None
 
 
 def item_id(namespace: Sequence[str], key: str) -> str:

@@ -31,7 +31,7 @@ import sqlite_utils
 from filelock import FileLock
 
 from memento.bank.schema import (
-    CASE_FIELDS, SCHEMA, SCHEMA_VERSION, SELECT_CASE, blob_to_vector, case_to_row, filter_sql, row_to_case,
+    CASE_FIELDS, INSERT_CASE, MIGRATIONS, SCHEMA, SCHEMA_VERSION, SELECT_CASE, blob_to_vector, case_to_row, filter_sql, row_to_case,
 )
 from memento.bank.vector_index import IndexConfig, VectorIndex
 from memento.case import Case, case_field_error, utc_now, validate_case
@@ -112,12 +112,35 @@ class CaseBank:
                 self._set_meta(schema_version=SCHEMA_VERSION, embedder_name=name, dim=dim, index_kind=kind,
                                generation=0, next_vid=1, pruned_through=0, created_at=utc_now().isoformat())
         meta = self._meta()
+        if int(meta.get("schema_version", 0)) < SCHEMA_VERSION:
+            self._migrate(int(meta.get("schema_version", 0)))
+            meta = self._meta()
         if int(meta.get("schema_version", 0)) != SCHEMA_VERSION:
             raise BankError(f"bank '{self.path}' has schema version {meta.get('schema_version')}, "
                             f"this memento reads version {SCHEMA_VERSION}; upgrade memento")
         self.embedder_name, self.dim = meta["embedder_name"], int(meta["dim"])
         self._embedder = self._check_embedder(embedder)
         self.index_config = self._resolve_index_config(index, meta["index_kind"])
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older bank's schema up to SCHEMA_VERSION, one version a step, each in one transaction."""
+        with self._file_lock:
+            version = int(self._meta().get("schema_version", 0))  # another process may have migrated it meanwhile
+            while version < SCHEMA_VERSION:
+                if version not in MIGRATIONS:
+                    raise BankError(f"bank '{self.path}' has schema version {version}, which this memento cannot "
+                                    f"migrate; export it with the memento that wrote it and import it here")
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in MIGRATIONS[version]:
+                        self.db.execute(statement)
+                    self._set_meta(schema_version=version + 1)
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                log.info("bank %s: schema migrated from version %d to %d", self.path, version, version + 1)
+                version += 1
 
     def _check_embedder(self, embedder: Embedder | None) -> Embedder | None:
         if embedder is None:
@@ -274,7 +297,7 @@ class CaseBank:
             vids = self._new_vids(len(cases))
             try:
                 self.db.conn.executemany(
-                    f"INSERT INTO cases VALUES ({','.join('?' * 12)})",
+                    INSERT_CASE,
                     [case_to_row(c, v, vec) for c, v, vec in zip(cases, vids, vectors)])
             except sqlite3.IntegrityError as exc:
                 raise ValidationError(f"a case id in this batch is already in the bank ({exc}); use update() to change it") from None
@@ -308,7 +331,7 @@ class CaseBank:
                 vid = self._new_vids(1)[0]
                 changes.added([vid], new_vector[None, :])
             self.db.execute("DELETE FROM cases WHERE id = ?", [case_id])
-            self.db.execute(f"INSERT INTO cases VALUES ({','.join('?' * 12)})",
+            self.db.execute(INSERT_CASE,
                             case_to_row(new, vid, new_vector if new_vector is not None else blob_to_vector(blob, self.dim)))
         return new
 

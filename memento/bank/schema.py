@@ -18,8 +18,10 @@ import numpy as np
 
 from memento.case import Case, Step, namespace_key
 from memento.errors import ValidationError
+from memento.procedure import Procedure
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first release. 2: adds `cases.procedure` (JSON of a `memento.procedure.Procedure`, '' for none)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bank_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,7 +37,8 @@ CREATE TABLE IF NOT EXISTS cases (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     metadata TEXT NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    procedure TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS cases_namespace ON cases (namespace);
 CREATE INDEX IF NOT EXISTS cases_created_at ON cases (created_at);
@@ -47,8 +50,15 @@ CREATE TABLE IF NOT EXISTS bank_changes (
 CREATE INDEX IF NOT EXISTS bank_changes_generation ON bank_changes (generation);
 """
 
-CASE_FIELDS = "id, namespace, task, plan, trajectory, answer, reward, created_at, updated_at, metadata"
+CASE_FIELDS = "id, namespace, task, plan, trajectory, answer, reward, created_at, updated_at, metadata, procedure"
 SELECT_CASE = f"SELECT {CASE_FIELDS} FROM cases"
+ROW_COLUMNS = "id, vid, namespace, task, plan, trajectory, answer, reward, created_at, updated_at, metadata, embedding, procedure"
+INSERT_CASE = f"INSERT INTO cases ({ROW_COLUMNS}) VALUES ({','.join('?' * len(ROW_COLUMNS.split(',')))})"
+
+MIGRATIONS = {
+    1: ["ALTER TABLE cases ADD COLUMN procedure TEXT NOT NULL DEFAULT ''"],
+}
+"""Statements that take a bank from version N to N + 1, run in one transaction when an older bank opens."""
 
 
 def case_to_row(case: Case, vid: int, vector: np.ndarray) -> tuple:
@@ -59,13 +69,15 @@ def case_to_row(case: Case, vid: int, vector: np.ndarray) -> tuple:
         case.answer, case.reward, case.created_at.isoformat(), case.updated_at.isoformat(),
         json.dumps(case.metadata, ensure_ascii=False, default=str),
         np.asarray(vector, dtype=np.float32).tobytes(),
+        case.procedure.model_dump_json() if case.procedure is not None else "",
     )
 
 
 def row_to_case(row: sqlite3.Row | tuple) -> Case:
     """Build a Case from a row selected with SELECT_CASE (already validated when stored)."""
-    id_, namespace, task, plan, trajectory, answer, reward, created, updated, metadata = row
+    id_, namespace, task, plan, trajectory, answer, reward, created, updated, metadata, procedure = row
     return Case.model_construct(
+        procedure=Procedure.model_validate_json(procedure) if procedure else None,
         id=id_, namespace=tuple(namespace.split("/")), task=task, plan=_json(plan, list),
         trajectory=[Step.model_construct(**s) for s in _json(trajectory, list)], answer=answer, reward=reward,
         created_at=datetime.fromisoformat(created), updated_at=datetime.fromisoformat(updated),
