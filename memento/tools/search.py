@@ -227,20 +227,25 @@ class CorpusSearch:
 
 
 def search_tool(search: CorpusSearch, *, max_chars_per_passage: int = 600, default_k: int = 5):
-    """The `search` LangChain tool: results as numbered `title: text` lines, each passage cut short."""
+    """The `search` LangChain tool: results as numbered `title: text` lines, each passage cut short.
+
+    Called with a tool call (`tool.invoke({"type": "tool_call", ...})`) it also returns the passages
+    themselves as the message's artifact ({id, title, text} dicts), which procedures read.
+    """
 
     class SearchArgs(BaseModel):
         query: str = Field(description="What to look for, in a few keywords or a question.")
         k: int = Field(default=default_k, ge=1, le=20, description="How many passages to return.")
 
-    def run(query: str, k: int = default_k) -> str:
+    def run(query: str, k: int = default_k) -> tuple[str, list[dict[str, str]]]:
         hits = search.search(query, k)
         if not hits:
-            return f"no passages match {query!r}; try other keywords"
-        return "\n\n".join(f"[{n}] {hit.title + ': ' if hit.title else ''}"
-                           f"{truncate(hit.text, max_chars_per_passage)[0]}" for n, hit in enumerate(hits, 1))
+            return f"no passages match {query!r}; try other keywords", []
+        text = "\n\n".join(f"[{n}] {hit.title + ': ' if hit.title else ''}"
+                            f"{truncate(hit.text, max_chars_per_passage)[0]}" for n, hit in enumerate(hits, 1))
+        return text, [{"id": hit.id, "title": hit.title, "text": hit.text} for hit in hits]
 
-    return make_tool(run, name="search", args_schema=SearchArgs,
+    return make_tool(run, name="search", args_schema=SearchArgs, artifacts=True,
                      description="Search a local Wikipedia passage corpus; returns the best passages.")
 
 
