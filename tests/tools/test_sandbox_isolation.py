@@ -4,8 +4,11 @@ by scratch, /tmp and /dev/shm, and a kept scratch directory carried through the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,16 +18,30 @@ import pytest
 from memento.errors import ToolError
 from memento.tools.sandbox import PythonSandbox, SandboxLimits, detect_isolation
 
-pytestmark = pytest.mark.skipif(detect_isolation(sys.executable).mode != "namespaces",
-                                reason=f"no namespaces here: {detect_isolation(sys.executable).reason}")
-LIMITS = SandboxLimits(time_s=4.0, memory_mb=512, isolation="namespaces")
+needs_namespaces = pytest.mark.skipif(detect_isolation(sys.executable).mode != "namespaces",
+                                      reason=f"no namespaces here: {detect_isolation(sys.executable).reason}")
+LIMITS = SandboxLimits(time_s=4.0, memory_mb=512)
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> PythonSandbox:
-    return PythonSandbox(LIMITS)
+    return PythonSandbox(dataclasses.replace(LIMITS, isolation="namespaces"))
 
 
+def test_the_namespaces_are_used_wherever_the_kernel_allows_them():
+    """So that a broken probe cannot turn every escape test into a skip: util-linux's `unshare`
+    is asked on its own, and where it can make the namespaces the sandbox must use them."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("util-linux's unshare is not installed, so there is nothing to check against")
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    command = [unshare, *user, "--fork", "--pid", "--mount-proc", "--net", "--ipc", "--uts", "true"]
+    if subprocess.run(command, capture_output=True, timeout=30).returncode != 0:
+        pytest.skip("the kernel refuses the namespaces here; the sandbox runs in process mode")
+    assert detect_isolation(sys.executable).mode == "namespaces", detect_isolation(sys.executable).reason
+
+
+@needs_namespaces
 def test_the_mode_in_force_is_logged_and_kept(caplog):
     detect_isolation.cache_clear()
     with caplog.at_level(logging.INFO, logger="memento.tools.sandbox"):
@@ -43,6 +60,7 @@ def test_namespaces_asked_for_where_they_cannot_be_made_is_a_tool_error(tmp_path
     assert missing in str(caught.value) and "isolation='auto'" in str(caught.value)
 
 
+@needs_namespaces
 def test_the_root_holds_only_the_system_the_interpreter_and_the_scratch(sandbox):
     result = sandbox.run(textwrap.dedent("""
         import os
@@ -59,6 +77,7 @@ def test_the_root_holds_only_the_system_the_interpreter_and_the_scratch(sandbox)
     assert int(capabilities, 16) == 0
 
 
+@needs_namespaces
 def test_the_supervisor_does_not_lead_back_to_the_host(sandbox):
     result = sandbox.run(textwrap.dedent("""
         import os
@@ -72,6 +91,7 @@ def test_the_supervisor_does_not_lead_back_to_the_host(sandbox):
     assert "open" not in result.stdout.split(), result.stdout
 
 
+@needs_namespaces
 def test_a_nested_user_namespace_cannot_climb_out_of_the_root(sandbox):
     """The classic chroot escape, with the capabilities a new user namespace gives back: after
     pivot_root there is no host filesystem above the root to climb to."""
@@ -98,8 +118,9 @@ def test_a_nested_user_namespace_cannot_climb_out_of_the_root(sandbox):
     assert "'boot'" not in result.stdout and "'home'" not in result.stdout
 
 
+@needs_namespaces
 def test_scratch_tmp_and_shm_share_one_disk_cap():
-    sandbox = PythonSandbox(SandboxLimits(time_s=4.0, max_disk_mb=8, isolation="namespaces"))
+    sandbox = PythonSandbox(dataclasses.replace(LIMITS, max_disk_mb=8, isolation="namespaces"))
     result = sandbox.run(textwrap.dedent("""
         written = 0
         try:
@@ -115,6 +136,7 @@ def test_scratch_tmp_and_shm_share_one_disk_cap():
     assert "No space left on device" in result.stderr
 
 
+@needs_namespaces
 def test_one_file_over_max_file_mb_is_refused():
     sandbox = PythonSandbox(SandboxLimits(time_s=4.0, max_file_mb=2, isolation="namespaces"))
     result = sandbox.run("open('big.bin', 'wb').write(b'x' * 3 * 2**20)")
@@ -122,13 +144,14 @@ def test_one_file_over_max_file_mb_is_refused():
     assert "File too large" in result.stderr or result.exit_code == -25  # EFBIG, or SIGXFSZ
 
 
+@needs_namespaces
 def test_a_kept_scratch_dir_mirrors_the_run(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "old.txt").write_text("from before")
     (work / "keep").mkdir()
     (work / "keep" / "nested.txt").write_text("nested")
-    sandbox = PythonSandbox(LIMITS, scratch_dir=work)
+    sandbox = PythonSandbox(dataclasses.replace(LIMITS, isolation="namespaces"), scratch_dir=work)
     result = sandbox.run(textwrap.dedent("""
         import os
         print(open('keep/nested.txt').read())
@@ -144,6 +167,7 @@ def test_a_kept_scratch_dir_mirrors_the_run(tmp_path):
     assert (work / "link").is_symlink() and os.readlink(work / "link") == "/etc/passwd"  # kept, never followed
 
 
+@needs_namespaces
 def test_a_kept_scratch_dir_over_the_disk_cap_is_a_tool_error(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
@@ -155,6 +179,7 @@ def test_a_kept_scratch_dir_over_the_disk_cap_is_a_tool_error(tmp_path):
     assert (work / "big.bin").stat().st_size == 3 * 2**20
 
 
+@needs_namespaces
 def test_the_environment_is_the_sandboxs_own(sandbox, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-must-not-leak")
     result = sandbox.run("import os\nprint(sorted(os.environ))\nprint(open('/proc/self/environ').read())")
