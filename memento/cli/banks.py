@@ -1,5 +1,6 @@
 """Opening the bank a command works on, choosing its embedder, and the trash that makes removals undoable."""
 
+import sqlite3
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -11,7 +12,7 @@ import numpy as np
 from memento.bank import CaseBank
 from memento.embedders import (DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, SentenceTransformerEmbedder,
                                default_embedder)
-from memento.errors import EmbedderMismatchError, ValidationError
+from memento.errors import BankError, EmbedderMismatchError, ValidationError
 
 EMBEDDERS: dict[str, Callable[[], Embedder]] = {DEFAULT_MODEL_NAME: default_embedder}
 """Embedders `--embedder` knows by name; anything else is read as a sentence-transformers folder.
@@ -72,6 +73,9 @@ def open_bank(path: Path, embedder: str | None = None, *, create: bool = False,
         bank = CaseBank(path, resolve_embedder(embedder), create=create, index=index)
     except EmbedderMismatchError as exc:
         raise EmbedderMismatchError(f"{exc} (on the command line: --embedder MODEL or MEMENTO_EMBEDDER)") from None
+    except sqlite3.Error as exc:  # SQLite cannot open or create the file (a device, a read-only folder, a full disk)
+        raise BankError(f"cannot open bank '{path}' ({exc}); it must be a file (not a device) in a folder "
+                        f"you may write to, on a disk with room") from None
     with bank:
         yield bank
 

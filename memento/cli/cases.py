@@ -120,7 +120,12 @@ def add(source: Annotated[str, typer.Argument(
 def read_records(source: str) -> list:
     """The cases in a JSON document (an object or a list) or in JSON lines, from a file or stdin."""
     if source == "-":
-        text, name = sys.stdin.read(), "stdin"
+        name = "stdin"
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"stdin is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                  f"pipe in JSON or JSONL encoded as UTF-8") from None
     else:
         path = readable_file(source)
         name = f"'{source}'"
@@ -163,7 +168,11 @@ def edit(case_id: CaseId, bank_path: BankPath, embedder: EmbedderName = None,
         if set_:
             changes = changes_from_assignments(old, set_)
         else:
-            text = click.edit(render(old, fmt), extension=f".{fmt}", require_save=True)
+            try:
+                text = click.edit(render(old, fmt), extension=f".{fmt}", require_save=True)
+            except click.ClickException as exc:  # no such editor, or it failed
+                raise ValidationError(f"{exc.format_message()}; nothing was changed; set $EDITOR to an installed "
+                                      f"editor, or change fields with --set field=value") from None
             changes = {} if text is None else changes_from_document(old, parse_document(text, fmt))
         if not changes:
             note(f"case {case_id!r} unchanged")

@@ -194,3 +194,22 @@ def test_an_id_twice_in_one_import_file_names_both_lines(cli, bank):
     message = cli.fails("cases", "import", "dup.jsonl", "--bank", bank)
     assert "line 3" in message and "line 1" in message and "'x1'" in message
     assert cli.snapshot(bank) == before
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir() or not Path("/dev/null").exists(), reason="needs Linux's /proc and /dev")
+def test_a_bank_sqlite_cannot_open_is_one_line(cli):
+    assert "cannot open bank '/proc/cases.db' (unable to open database file)" in cli.fails("init", "/proc/cases.db")
+    assert "cannot open bank '/dev/null'" in cli.fails("cases", "ls", "--bank", "/dev/null")
+
+
+def test_stdin_that_is_not_utf8_is_refused(cli, bank):
+    before = cli.snapshot(bank)
+    assert "stdin is not UTF-8 text" in cli.fails("cases", "add", "-", "--bank", bank, input=b'{"task": "\xff\xfe?"}')
+    assert cli.snapshot(bank) == before
+
+
+def test_an_editor_that_is_not_installed_is_one_line(cli, bank):
+    before = cli.snapshot(bank)
+    line = cli.fails("cases", "edit", "acme-1", "--bank", bank, env={"EDITOR": "/no/such-editor", "VISUAL": None})
+    assert "/no/such-editor: Editing failed" in line and "nothing was changed" in line and "--set" in line
+    assert cli.snapshot(bank) == before
