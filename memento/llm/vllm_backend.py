@@ -87,35 +87,23 @@ class VLLMLLM(LLM):
         self._lock = threading.Lock()  # one engine, driven by one caller at a time
 
     def _complete(self, request: Request) -> Completion:
-        outcome = self._complete_batch([request], concurrency=1)[0]
-        if isinstance(outcome, MementoError):
-            raise outcome
-        return outcome
+        return self._complete_batch([request], concurrency=1)[0]
 
-    def _complete_batch(self, requests: list[Request], concurrency: int) -> list[Completion | MementoError]:
+    def _complete_batch(self, requests: list[Request], concurrency: int) -> list[Completion]:
         """One `chat` call for the whole batch: vLLM batches better than any client-side limit.
 
-        A request naming an adapter that is not loaded fails alone; the others still run.
+        The engine runs a batch as a whole, so nothing fails per request here: an adapter that is
+        not loaded (the same for every request of a call) is refused before the batch starts.
         """
-        outcomes: list[Completion | MementoError | None] = [None] * len(requests)
-        runnable = []
-        for index, request in enumerate(requests):
-            try:
-                runnable.append((index, request, self._lora_request(request.lora)))
-            except MementoError as error:
-                outcomes[index] = error
-        if runnable:
-            conversations: list[list[Message]] = [request.messages for _, request, _ in runnable]
-            params = [self._sampling_params(request) for _, request, _ in runnable]
-            loras = [lora for _, _, lora in runnable]
-            with self._lock:
-                started = time.perf_counter()
-                outputs = self.engine.chat(conversations, sampling_params=params, lora_request=loras, use_tqdm=False)
-                elapsed = time.perf_counter() - started
-            # Each answer of a batch gets the batch's wall time: they were computed together.
-            for (index, request, _), output in zip(runnable, outputs):
-                outcomes[index] = self._completion(output, request, elapsed)
-        return outcomes
+        conversations: list[list[Message]] = [request.messages for request in requests]
+        params = [self._sampling_params(request) for request in requests]
+        loras = [self._lora_request(request.lora) for request in requests]
+        with self._lock:
+            started = time.perf_counter()
+            outputs = self.engine.chat(conversations, sampling_params=params, lora_request=loras, use_tqdm=False)
+            elapsed = time.perf_counter() - started
+        # Each answer of a batch gets the batch's wall time: they were computed together.
+        return [self._completion(output, request, elapsed) for output, request in zip(outputs, requests)]
 
     async def acomplete_many(
         self, batch: list[list[Message]], *, concurrency: int = 8, strict: bool = False, **kwargs: Any
