@@ -69,8 +69,10 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 1024, 2048, 4096, 16384, 1 << 18, 1 << 21
 MNT_DETACH = 2
-# glibc has no pivot_root wrapper; the syscall's number by architecture.
+# glibc wraps neither pivot_root nor keyctl; the syscalls' numbers by architecture.
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}.get(os.uname().machine, -1)
+KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}.get(os.uname().machine, -1)
+KEYCTL_JOIN_SESSION_KEYRING = 1
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER = 1, 4, 24, 36
 PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
 # Mount flags that a remount in a user namespace must keep (they are locked), as statvfs names them.
@@ -421,6 +423,9 @@ def enter_root(root, settings, owner, as_root):
         os.setresuid(uid, uid, uid)  # leaving uid 0 clears every capability
     else:
         drop_capabilities()
+    # A session keyring of our own, so that none joined by the caller's login (and held across
+    # setuid) is possessed here; refused under some seccomp profiles, where there is none to leave.
+    libc.syscall(ctypes.c_long(KEYCTL), ctypes.c_long(KEYCTL_JOIN_SESSION_KEYRING), None)
     _call(prctl(PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
     prctl(PR_SET_DUMPABLE, 1)
 

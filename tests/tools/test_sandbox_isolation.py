@@ -184,3 +184,10 @@ def test_the_environment_is_the_sandboxs_own(sandbox, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-must-not-leak")
     result = sandbox.run("import os\nprint(sorted(os.environ))\nprint(open('/proc/self/environ').read())")
     assert "ANTHROPIC_API_KEY" not in result.stdout and "sk-must-not-leak" not in result.stdout
+
+
+@needs_namespaces
+def test_no_keyring_of_the_caller_is_reachable(sandbox):
+    result = sandbox.run("import os\nprint(os.getuid())\nprint(open('/proc/keys').read())")
+    uid, *keys = result.stdout.strip().splitlines()
+    assert keys and all(line.split()[5] == uid for line in keys), keys  # only the run's own session keyring
