@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from memento.case import DEFAULT_NAMESPACE
 from memento.errors import ValidationError
@@ -48,14 +49,36 @@ class AgentConfig:
     """Which metric is the reward when the scorer returns several (e.g. {"em": .., "f1": ..})."""
     store_traces: bool = True
     """Write each episode's trace to the `agent_traces` table of the bank's SQLite file."""
+    procedures: bool = True
+    """Run the procedure of a selected case when the task fits its template (see `memento.agent.recall`)."""
+    max_procedures: int = 2
+    """Fitting procedures tried in one episode, in the policy's order, before falling back."""
+    fallback: Literal["plan", "explore"] = "plan"
+    """Without a procedure that fits and runs: the LLM planner and executor ('plan', for capable models),
+    or a bounded search outward from the task and one constrained answer choice ('explore', for small
+    models: one model call an episode)."""
+    hindsight: bool = True
+    """On a learning episode with gold answers: find where the gold stood in the agent's own results and
+    learn the procedure that reaches it, even when the answer was wrong (never when learn=False)."""
+    explore_k: int = 3
+    """Passages per search, in exploration and in recalled procedures."""
+    explore_breadth: int = 6
+    """Names from the first search that exploration searches in turn."""
+    explore_depth: int = 3
+    """Levels of searches in exploration (1: the task only)."""
+    answer_options: int = 6
+    """Options the model chooses the answer among, in exploration."""
 
     def __post_init__(self) -> None:
         counts = {name: getattr(self, name) for name in (
             "k", "max_subtasks", "max_steps", "max_steps_per_subtask", "max_tokens", "planner_max_tokens",
-            "executor_max_tokens", "answer_max_tokens", "executor_history", "max_observation_chars", "max_case_chars")}
+            "executor_max_tokens", "answer_max_tokens", "executor_history", "max_observation_chars", "max_case_chars",
+            "max_procedures", "explore_k", "explore_breadth", "explore_depth", "answer_options")}
         for name, value in counts.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValidationError(f"AgentConfig.{name}={value!r} must be a positive integer")
+        if self.fallback not in ("plan", "explore"):
+            raise ValidationError(f"AgentConfig.fallback={self.fallback!r} must be 'plan' or 'explore'")
         if self.max_plan_revisions < 0:
             raise ValidationError(f"AgentConfig.max_plan_revisions={self.max_plan_revisions} must be 0 or more")
         if not self.max_wall_s > 0:

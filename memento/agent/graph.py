@@ -1,10 +1,12 @@
 """`build_agent_graph`: the agent as a compiled LangGraph graph.
 
-    START -> read_memory -> plan -> execute --(more subtasks)--> execute
+    START -> read_memory -> recall --(a procedure answered)-----------------------------> reward
+                                   |--(fallback='explore')--> explore ------------------> reward
+                                   |--(fallback='plan')--> plan -> execute --(more subtasks)--> execute
                                       |--(plan done, revisions left)--> replan --(revised)--> execute
                                       |--(budget spent, or no revisions left)------------> answer
                                                                  replan --(answer now)--> answer
-             answer -> reward -> write_memory -> learn -> END
+             answer -> reward -> induce -> write_memory -> learn -> END
 
 The input is `AgentInput` ({"task": ..., "gold": [...], "learn": True, ...}); the output is the
 whole `AgentState` (answer, reward, case_id, plans, trajectory, tokens, timings...). Compile it
@@ -45,10 +47,19 @@ def compile_nodes(nodes: AgentNodes, **compile_options: Any) -> CompiledStateGra
     """Wire `nodes` into the agent graph and compile it with `compile_options`."""
     config = nodes.config
     graph = StateGraph(AgentState, input_schema=AgentInput)
-    for name in ("read_memory", "plan", "execute", "replan", "answer", "reward", "write_memory", "learn"):
+    for name in ("read_memory", "recall", "explore", "plan", "execute", "replan", "answer", "reward", "induce",
+                 "write_memory", "learn"):
         graph.add_node(name, getattr(nodes, name))
     graph.add_edge(START, "read_memory")
-    graph.add_edge("read_memory", "plan")
+    graph.add_edge("read_memory", "recall")
+
+    def after_recall(state: dict[str, Any]) -> str:
+        if state.get("answered_by") == "recall":
+            return "reward"
+        return "explore" if config.fallback == "explore" else "plan"
+
+    graph.add_conditional_edges("recall", after_recall, ["reward", "explore", "plan"])
+    graph.add_edge("explore", "reward")
     graph.add_edge("plan", "execute")
 
     def after_execute(state: dict[str, Any]) -> str:
@@ -64,7 +75,8 @@ def compile_nodes(nodes: AgentNodes, **compile_options: Any) -> CompiledStateGra
     graph.add_conditional_edges("execute", after_execute, ["execute", "replan", "answer"])
     graph.add_conditional_edges("replan", after_replan, ["execute", "answer"])
     graph.add_edge("answer", "reward")
-    graph.add_edge("reward", "write_memory")
+    graph.add_edge("reward", "induce")
+    graph.add_edge("induce", "write_memory")
     graph.add_edge("write_memory", "learn")
     graph.add_edge("learn", END)
     return graph.compile(**compile_options).with_config(recursion_limit=recursion_limit(config))
@@ -73,4 +85,4 @@ def compile_nodes(nodes: AgentNodes, **compile_options: Any) -> CompiledStateGra
 def recursion_limit(config: AgentConfig) -> int:
     """Graph steps an episode can take at most, with room to spare (LangGraph's default, 25, can be too few)."""
     executions = config.max_subtasks * (config.max_plan_revisions + 1)
-    return 2 + executions + config.max_plan_revisions + 4 + 10
+    return 4 + executions + config.max_plan_revisions + 5 + 10

@@ -7,11 +7,15 @@ Every node takes (state, config) and returns a state update (see `memento.agent.
 adds its own duration to `timings`/`active_s`. Stages:
 
     read_memory   embed the task, let the policy select K cases, render them for the planner
-    plan          the planner writes subtasks (structured output), having seen the cases
+    recall        run a selected case's procedure when the task fits its template (memento.agent.recall)
+    explore       fallback='explore': search outward from the task, one constrained answer choice
+    plan          fallback='plan': the planner writes subtasks (structured output), having seen the cases
     execute       the executor does the next subtask with tools (see `memento.agent.executor`)
     replan        the planner reads the findings: answer now, or revise the plan (bounded)
     answer        the planner gives the final answer from the findings
     reward        the scorer's reward, else a judge's, else None
+    induce        the procedure the case will hold: from the answer if it was right, else (hindsight,
+                  training only) from where the gold answer stood in the agent's own results
     write_memory  the episode becomes a case (skipped when learn=False)
     learn         the policy records the outcome and updates (skipped when learn=False); the trace is saved
 
@@ -32,6 +36,9 @@ from langchain_core.runnables import RunnableConfig
 
 from memento.agent.config import AgentConfig
 from memento.agent.executor import Budget, Executor
+from memento.agent.explore import explore, search_outward
+from memento.agent.induction import induce as induce_procedure
+from memento.agent.recall import run_procedure
 from memento.agent.metering import MeteredLLM
 from memento.agent.prompts import (
     FinalAnswer, Plan, Revision, answer_messages, clip, planner_messages, render_cases, replanner_messages,
@@ -40,6 +47,7 @@ from memento.agent.state import apply_update
 from memento.agent.trace import TraceStore, build_trace
 from memento.case import Case, Step
 from memento.errors import NotFoundError, StructuredOutputError, ValidationError
+from memento.procedure import Procedure
 from memento.llm import LLM
 from policies.base import CaseSelectionPolicy, TaskState
 
@@ -54,6 +62,8 @@ TASK_KEY = "memento_task"
 """`config["configurable"][TASK_KEY]`: the object the scorer receives as `task` (default: the task text)."""
 
 _MODEL_OUTPUT_ERRORS = (StructuredOutputError, ValidationError)
+SUCCESS = 0.5
+"""A reward at least this high counts as a success: its procedure is kept as one that works."""
 
 # Nodes spell their config parameter `Optional[RunnableConfig]`: LangGraph injects the run's config
 # only when the annotation's text is one it knows, and "RunnableConfig | None" is not one of them.
@@ -112,6 +122,8 @@ class AgentNodes:
             "selected": [{"case_id": s.case.id, "score": round(float(s.score), 6), "similarity": round(float(s.similarity), 6)}
                          for s in selections],
             "cases_context": render_cases([s.case for s in selections], self.config.max_case_chars),
+            "procedures": [{"case_id": s.case.id, "procedure": s.case.procedure.model_dump(mode="json")}
+                           for s in selections if s.case.procedure is not None],
             "memory_s": embedded - started, "policy_s": selected - embedded,
             "memory_ops": [_op("embed", embedded - started), _op("select", selected - embedded)],
         }
@@ -157,6 +169,83 @@ class AgentNodes:
             update["memory_s"] = time.perf_counter() - saving
             update["memory_ops"] += [_op("save_trace", update["memory_s"])]
         return update
+
+    # -------------------------------------------------------------------- procedures
+
+    @_timed("recall")
+    def recall(self, state: dict[str, Any], config: Optional[RunnableConfig] = None) -> dict[str, Any]:
+        """Run the first selected procedures that fit the task (at most `max_procedures`); the first to finish answers."""
+        if not self.config.procedures:
+            return {}
+        llm, task = MeteredLLM(self.llm, "recall"), state["task"]
+        evidence, steps, recalled = list(state.get("evidence", [])), [], []
+        first_new, answer = len(evidence), None
+        fitting = [(item["case_id"], procedure, values) for item in state.get("procedures", [])
+                   if (procedure := Procedure.model_validate(item["procedure"])).outcome == "success"
+                   and (values := procedure.fit(task)) is not None]
+        for case_id, procedure, values in fitting[: self.config.max_procedures]:
+            run = run_procedure(procedure, values, task, self.executor.tools, llm, self.config, evidence, steps)
+            recalled.append({"case_id": case_id, "values": run.values, "answer": run.answer, "failure": run.failure})
+            if run.answer:
+                answer = run.answer
+                break
+        update: dict[str, Any] = {"evidence": evidence[first_new:], "trajectory": steps, "recalled": recalled,
+                                  "tokens": llm.usage(), "llm_calls": llm.calls,
+                                  "notes": [f"recall: case {r['case_id']}: {r['failure']}" for r in recalled if r["failure"]]}
+        if answer is not None:
+            update.update(answer=answer, answered_by="recall")
+        return update
+
+    @_timed("explore")
+    def explore(self, state: dict[str, Any], config: Optional[RunnableConfig] = None) -> dict[str, Any]:
+        """Search outward from the task and choose the answer with one constrained model call."""
+        tool = self._passage_tool()
+        llm = MeteredLLM(self.llm, "explore")
+        update = explore(state["task"], tool, llm, self.config, state.get("evidence", []))
+        return {**update, "tokens": llm.usage(), "llm_calls": llm.calls}
+
+    @_timed("induce")
+    def induce(self, state: dict[str, Any], config: Optional[RunnableConfig] = None) -> dict[str, Any]:
+        """The procedure the episode's case will hold, and what hindsight found (nothing when learn=False)."""
+        if not state.get("learn", True) or not self.config.procedures:
+            return {"procedure": None}
+        task, reward = state["task"], state.get("reward")
+        evidence = list(state.get("evidence", []))
+        ran = [(r, Procedure.model_validate(p["procedure"])) for r in state.get("recalled", [])
+               for p in state.get("procedures", []) if p["case_id"] == r["case_id"]]
+        if reward is not None and reward >= SUCCESS and state.get("answer"):
+            if state.get("answered_by") == "recall" and ran:
+                procedure = ran[-1][1].model_copy(update={"learned_from": "reuse", "note": ran[-1][1].note})
+                return {"procedure": procedure.model_dump(mode="json"), "hindsight": {"reached": True, "why": "answered"}}
+            procedure, found = induce_procedure(task, evidence, [state["answer"]], learned_from="answer")
+            return {"procedure": procedure.model_dump(mode="json") if procedure else None, "hindsight": found}
+        gold = [g for g in state.get("gold", []) if g.strip()]
+        failed = [procedure for record, procedure in ran if record.get("answer")]
+        procedure, found, new = None, {"reached": False, "why": "no gold answer to look for"}, []
+        if gold and self.config.hindsight:
+            procedure, found = induce_procedure(task, evidence, gold, learned_from="hindsight", avoid=failed)
+            tool = self._passage_tool(required=False)
+            if procedure is None and tool is not None and state.get("answered_by") != "explore":
+                # The answer was wrong and the searches so far never held the gold: look further, as
+                # exploration would have, so the episode can still teach the right path.
+                first_new = len(evidence)
+                search_outward(task, tool, self.config, evidence)
+                new = evidence[first_new:]
+                procedure, found = induce_procedure(task, evidence, gold, learned_from="hindsight", avoid=failed)
+        if procedure is None and failed:
+            answer, score = state.get("answer", ""), reward
+            procedure = failed[-1].model_copy(update={
+                "outcome": "failure", "note": f"Ran on this task and answered {clip(answer, 60)!r}, which scored {score}."})
+        return {"procedure": procedure.model_dump(mode="json") if procedure else None, "hindsight": found,
+                "evidence": new}
+
+    def _passage_tool(self, required: bool = True) -> Any:
+        """The tool exploration searches with: the one named 'search'."""
+        tool = self.executor.tools.get("search")
+        if tool is None and required:
+            raise ValidationError("fallback='explore' needs a tool named 'search' that returns passages "
+                                  "(memento.tools.search_tool); add one or use fallback='plan'")
+        return tool
 
     # ---------------------------------------------------------------------- planning
 
@@ -255,13 +344,16 @@ class AgentNodes:
             trajectory=[Step(thought=s.get("thought", ""), tool=s.get("tool"), tool_input=s.get("tool_input"),
                              observation=s.get("observation", "")) for s in state.get("trajectory", [])],
             answer=state.get("answer", ""), reward=0.0 if reward is None else float(reward),
+            procedure=Procedure.model_validate(state["procedure"]) if state.get("procedure") else None,
             metadata={
                 "source": "memento.agent", "episode_id": state["episode_id"], "dataset": state.get("dataset") or "",
                 "task_id": state.get("task_id") or "", "model": self.llm.model, "policy": self.policy.kind,
                 "selected_case_ids": [s["case_id"] for s in state.get("selected", [])],
                 "scored": reward is not None, "scores": state.get("scores", {}),
                 "stop_reason": state.get("stop_reason"), "tokens": dict(state.get("tokens", {})),
-                "revisions": state.get("revisions", 0),
+                "revisions": state.get("revisions", 0), "answered_by": state.get("answered_by", "plan"),
+                "procedure_from": next((r["case_id"] for r in reversed(state.get("recalled", [])) if r.get("answer")), None),
+                "hindsight": state.get("hindsight", {}),
             },
         )
 

@@ -41,6 +41,18 @@ class AgentState(AgentInput, total=False):
     """Cases the policy picked: {"case_id", "score", "similarity"}, best first."""
     cases_context: str
     """The selected cases rendered for the planner."""
+    procedures: list[dict[str, Any]]
+    """The selected cases' procedures, in the policy's order: {"case_id", "procedure"} (a Procedure as JSON)."""
+    evidence: Annotated[list[dict[str, Any]], operator.add]
+    """Every search of recall and exploration with its passages (see `memento.agent.evidence`)."""
+    recalled: Annotated[list[dict[str, Any]], operator.add]
+    """One {"case_id", "values", "answer", "failure"} per procedure run."""
+    answered_by: str
+    """'recall', 'explore' or 'plan': which path gave the answer."""
+    procedure: dict[str, Any] | None
+    """The procedure the episode's case will hold (a Procedure as JSON), set when memory is written."""
+    hindsight: dict[str, Any]
+    """What hindsight found: {"reached", "search", "depth", "passage_id", ...} or {"reached": False, "why"}."""
     plan: list[str]
     """The current plan's subtasks."""
     plans: Annotated[list[list[str]], operator.add]

@@ -36,7 +36,8 @@ def test_an_episode_end_to_end(bank):
     assert len(policy.replay) == 1
     trace = load_trace(bank, result.episode_id)
     assert [n["node"] for n in trace["timings"]["nodes"]] == [
-        "read_memory", "plan", "execute", "execute", "replan", "answer", "reward", "write_memory", "learn"]
+        "read_memory", "recall", "plan", "execute", "execute", "replan", "answer", "reward", "induce", "write_memory",
+        "learn"]
     assert trace["tokens"]["prompt_tokens"] > 0 and len(trace["llm_calls"]) == 7
     assert len(trace["tool_calls"]) == 2 and trace["reward"] == 1.0
     assert result.trace["timings"]["wall_s"] >= result.trace["timings"]["active_s"] > 0
