@@ -34,8 +34,13 @@ def load_qa(
     name: str = "hotpotqa",
     limit: int | None = None,
     seed: int | None = None,
+    offset: int = 0,
 ) -> list[Task]:
-    """Tasks from an R1-Searcher JSONL file; with no `path`, the shared file of set `name`."""
+    """Tasks from an R1-Searcher JSONL file; with no `path`, the shared file of set `name`.
+
+    `offset` skips that many tasks of the seeded draw first, so two calls with the same seed and
+    offsets 0 and N draw disjoint train and test sets.
+    """
     path = require_file(path or default_path(name), "QA set")
     source = path.name.split("_")[0].removesuffix(".jsonl").lower()
     tasks = []
@@ -54,7 +59,10 @@ def load_qa(
             split="test",
             metadata={"idx": index, "domain": domain_of(source)},
         ))
-    return select(tasks, limit, seed)
+    if offset < 0:
+        raise ValidationError(f"offset={offset} must be 0 or more")
+    drawn = select(tasks, None, seed)[offset:]
+    return drawn if limit is None else select(drawn, limit)
 
 
 def score(task: Task, prediction: str | None) -> dict[str, float]:

@@ -151,6 +151,8 @@ class EpisodeOutcome:
     """Whether a case with the given id was written and the policy taught."""
     shown: list[ShownCase] | None = None
     """Set only for a recovered episode, whose selections the guard did not see."""
+    llm_calls: int | None = None
+    """Model calls the episode made (None when unknown, as for a recovered episode without its trace)."""
 
 
 Reward = Callable[[str], float]
@@ -204,6 +206,7 @@ class AgentEpisodes:
             timings=_node_seconds(result.trace.get("timings", {})),
             trace=result.trace,
             learned=case_id is not None,
+            llm_calls=len(result.trace.get("llm_calls", [])),
         )
 
     def recover(self, task: Task, arm: ArmMemory, case_id: str) -> EpisodeOutcome | None:

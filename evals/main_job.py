@@ -1,20 +1,29 @@
-"""The project's main job (`make run`): does memory make the embedded agent better, pass after pass?
+"""The project's main job (`make run`): does memory make the embedded agent better on tasks it never saw?
 
-    python -m evals.main_job                          # offline fictional suite (`make run`): ~9 min on 2 cores
-    python -m evals.main_job --suite hotpotqa         # the same job on a shared HotpotQA slice: ~40 min
-    python -m evals.main_job --suite hotpotqa --tasks 40 --arms none,similarity,neural   # bigger: hours
+    python -m evals.main_job                          # offline fictional world (`make run`): under 10 min on 2 cores
+    python -m evals.main_job --seed 3                 # another world and another draw of tasks
+    python -m evals.main_job --spec-seed 7            # a world whose relations and question shapes the code never saw
+    python -m evals.main_job --arms none,similarity,neural --train-tasks 90 --test-tasks 60   # the longer run
+    python -m evals.main_job --suite hotpotqa         # the same protocol on shared HotpotQA questions
     python -m evals.main_job --resume runs/main_job/fictional-20260101-120000   # finish a stopped run
 
 The agent runs on SmolLM2-135M through llama.cpp (embedded, CPU) with a BM25 search tool, in the
-paper's iterated protocol: the same tasks for several passes, memory carried over. Arms side by
-side, same tasks and seeds: no memory against the neural case-selection policy (add `similarity`
-with --arms). The fictional suite is generated from fixed seeds by `envs.fictional_world`: its
-corpus is written into the run folder, so the job needs nothing but the repository. The hotpotqa
-suite reads `qa/hotpotqa_500.jsonl` and searches `corpus/wiki_passages.jsonl.gz` under the shared
-data folder (--data-dir, else $MEMENTO_SHARED_DATA, else ../shared/data).
+split protocol: a training pass over train tasks with learning on (each episode becomes a case,
+with the procedure induced from its trajectory, and the policy learns from its reward), then a
+test pass over held-out tasks of the same shapes with learning off. Arms run side by side on the
+same tasks and seeds: no memory against the neural case-selection policy (add `similarity` with
+--arms). Every arm has the same executor, tools and budgets; a task no remembered procedure fits
+is explored (searches outward from the task, one constrained answer choice), so the only
+difference between arms is what memory provides.
 
-It prints the exact-match table and the elapsed time, and leaves report.md, summary.json,
-episodes.jsonl, manifest.json and the PNG plots in the run folder.
+The fictional world is generated from --seed by `envs.fictional_world` (world and task draw
+together) and its corpus written into the run folder: the job needs nothing but the repository.
+The hotpotqa suite reads `qa/hotpotqa_500.jsonl` and searches `corpus/wiki_passages.jsonl.gz`
+under the shared data folder (--data-dir, else $MEMENTO_SHARED_DATA, else ../shared/data).
+
+It prints the test table (EM and F1 per arm with 95% bootstrap intervals and the paired
+difference to the no-memory arm) and the elapsed time, and leaves report.md, summary.json,
+episodes.jsonl, manifest.json and the PNG plots (learning_curve.png among them) in the run folder.
 """
 
 from __future__ import annotations
@@ -32,21 +41,34 @@ from evals.runner import resume_config, run_eval
 from memento.errors import MementoError
 
 SUITES = ("fictional", "hotpotqa")
-DEFAULT_TASKS = {"fictional": 2, "hotpotqa": 6}
-"""Tasks per pass. An episode of the embedded agent takes 35-60 s on 2 CPU cores (11-15 model calls,
-6-9k prompt tokens), so `make run` (2 tasks x 3 passes x 2 arms) ends within 10 minutes."""
+DEFAULT_TASKS = {"fictional": (60, 40), "hotpotqa": (60, 40)}
+"""(train, test) tasks. An explored episode of the embedded agent takes about 1-2 s on 2 quiet cores
+(one model call), a recalled one less, so `make run` (60 + 40 tasks x 2 arms) ends within 10 minutes."""
+WORLD_SIZE = 200
+"""Entities in the fictional world: enough for 170 train and 78 test questions over its nine shapes."""
+AGENT_OPTIONS = {"fallback": "explore"}
+"""The embedded 135M model cannot plan a multi-hop search from scratch; it explores and chooses instead."""
 
 
-def suite_config(suite: str, *, tasks: int, iterations: int, arms: list[str], out_dir: Path,
-                 data_dir: Path | None = None, seed: int = 0, concurrency: int = 1) -> EvalConfig:
-    """The main job's EvalConfig for `suite` ('fictional' or 'hotpotqa')."""
-    common = dict(out_dir=out_dir, arms=arms, iterations=iterations, seed=seed, concurrency=concurrency)
+def suite_config(suite: str, *, train_tasks: int, test_tasks: int, iterations: int, arms: list[str], out_dir: Path,
+                 data_dir: Path | None = None, seed: int = 0, spec_seed: int | None = None,
+                 concurrency: int = 1) -> EvalConfig:
+    """The main job's EvalConfig for `suite` ('fictional' or 'hotpotqa'): a train pass, then a held-out test pass."""
+    common = dict(out_dir=out_dir, arms=arms, iterations=iterations, seed=seed, concurrency=concurrency,
+                  protocol="split", agent_options=dict(AGENT_OPTIONS))
     if suite == "fictional":
-        return EvalConfig(tasks=TaskSpec(source="fictional", limit=tasks, seed=seed, options={"world_seed": seed}),
-                          **common)
+        world = {"world_seed": seed, "n_entities": WORLD_SIZE}
+        if spec_seed is not None:
+            world["spec_seed"] = spec_seed
+        return EvalConfig(
+            tasks=TaskSpec(source="fictional", limit=train_tasks, seed=seed, options={**world, "split": "train"}),
+            test_tasks=TaskSpec(source="fictional", limit=test_tasks, seed=seed, options={**world, "split": "test"}),
+            **common)
     data_dir = data_dir or shared_data_dir()
+    questions = str(data_dir / "qa" / "hotpotqa_500.jsonl")
     return EvalConfig(
-        tasks=TaskSpec(source="qa", path=str(data_dir / "qa" / "hotpotqa_500.jsonl"), limit=tasks, seed=seed),
+        tasks=TaskSpec(source="qa", path=questions, limit=train_tasks, seed=seed),
+        test_tasks=TaskSpec(source="qa", path=questions, limit=test_tasks, seed=seed, options={"offset": train_tasks}),
         corpus=str(data_dir / "corpus" / "wiki_passages.jsonl.gz"),
         **common,
     )
@@ -56,10 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m evals.main_job", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=SUITES, default="fictional")
-    parser.add_argument("--tasks", type=int, help="tasks per pass (default: 2 fictional, 6 hotpotqa)")
-    parser.add_argument("--iterations", type=int, default=3, help="passes over the tasks, memory carried over")
+    parser.add_argument("--train-tasks", type=int, help="tasks of the training pass (default 60)")
+    parser.add_argument("--test-tasks", type=int, help="held-out tasks of the test pass (default 40)")
+    parser.add_argument("--iterations", type=int, default=1, help="training passes over the train tasks")
     parser.add_argument("--arms", default="none,neural", help=f"comma-separated, among {','.join(ARMS)}")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the task draw, the world, the policies, the LLM")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the world, the task draw, the policies, the LLM")
+    parser.add_argument("--spec-seed", type=int, help="fictional suite: a random world spec (unseen relations and shapes)")
     # One at a time by default: the embedded backend serialises its calls anyway, so more in flight
     # would not be faster, and sequential episodes keep the order in which each arm learns fixed.
     parser.add_argument("--concurrency", type=int, default=1, help="episodes in flight (use more with a server)")
@@ -77,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             config = resume_config(args.resume)
         else:
+            train, test = DEFAULT_TASKS[args.suite]
             out = args.out or Path("runs/main_job") / f"{args.suite}-{datetime.now():%Y%m%d-%H%M%S}"
-            config = suite_config(args.suite, tasks=args.tasks or DEFAULT_TASKS[args.suite],
+            config = suite_config(args.suite, train_tasks=args.train_tasks or train, test_tasks=args.test_tasks or test,
                                   iterations=args.iterations, arms=args.arms.split(","), out_dir=out,
-                                  data_dir=args.data_dir, seed=args.seed, concurrency=args.concurrency)
+                                  data_dir=args.data_dir, seed=args.seed, spec_seed=args.spec_seed,
+                                  concurrency=args.concurrency)
         print(f"run folder: {config.out_dir}  (if stopped, finish it with: python -m evals.main_job "
               f"--resume {config.out_dir})", flush=True)
         summary = run_eval(config, progress=not args.no_progress)
@@ -91,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(format_tables(summary))
     print()
-    for name in ("report.md", "accuracy_by_iteration.png"):
-        print(f"{name}: {Path(config.out_dir) / name}")
+    for name in ("report.md", "learning_curve.png", "accuracy_by_iteration.png"):
+        if (Path(config.out_dir) / name).exists():
+            print(f"{name}: {Path(config.out_dir) / name}")
     print(f"elapsed: {elapsed:.0f} s ({summary.episodes} episodes, {summary.episode_seconds / max(1, summary.episodes):.1f} s "
           f"per episode of wall time with {config.concurrency} in flight)")
     return 0

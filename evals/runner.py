@@ -158,19 +158,21 @@ def prepare_corpus(config: EvalConfig, run_dir: Path) -> Path | None:
     if not worlds:
         return None
     if len(worlds) > 1:
-        raise ValidationError(f"the fictional task sets use different worlds {sorted(worlds)}; one corpus serves one "
-                              f"world, so give both the same world_seed and n_entities")
-    from envs.fictional_world import build_world
+        raise ValidationError(f"the fictional task sets use different worlds {sorted(worlds, key=str)}; one corpus "
+                              f"serves one world, so give both the same world_seed, n_entities and spec_seed")
+    from envs.fictional_world import build_world, spec_from_seed
 
-    world_seed, n_entities = worlds.pop()
+    world_seed, n_entities, spec_seed = worlds.pop()
     corpus = run_dir / "corpus.jsonl"
     if not corpus.exists():
-        build_world(world_seed, n_entities).write_corpus_jsonl(corpus)
+        build_world(world_seed, n_entities, spec_from_seed(spec_seed)).write_corpus_jsonl(corpus)
     return corpus
 
 
-def _world_of(spec: TaskSpec) -> tuple[int, int]:
-    return int(spec.options.get("world_seed", 0)), int(spec.options.get("n_entities", 120))
+def _world_of(spec: TaskSpec) -> tuple[int, int, int | None]:
+    spec_seed = spec.options.get("spec_seed")
+    return (int(spec.options.get("world_seed", 0)), int(spec.options.get("n_entities", 120)),
+            None if spec_seed is None else int(spec_seed))
 
 
 def build_llm(config: EvalConfig) -> Any:
@@ -313,6 +315,7 @@ async def run_episode(one_pass: Pass, arm: ArmMemory, task: Task, attempt: int, 
                      same_task_excluded=notes.same_task_excluded,
                      prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
                      seconds=seconds, timings=outcome.timings, steps=outcome.steps, error=error,
+                     llm_calls=outcome.llm_calls,
                      trace=outcome.trace if config.store_trace else None)
     return await agrade(record, task, judge, config.judge.max_tokens if config.judge else 256)
 
