@@ -188,7 +188,8 @@ def supervise(settings, prepare_runner, kill_rest, after):
     try:
         after()
     except OSError as error:
-        status.update(error=f"copying the scratch directory back: {error}", stage="keep")
+        status.update(error=f"copying its files back failed ({error}); make it writable by the interpreter's "
+                            "user and leave room on its disk", stage="keep")
     report(status_fd, **status)
     os._exit(0)
 
@@ -267,9 +268,15 @@ def reap_ready():
 # --- the private root -------------------------------------------------------------------------
 
 def build_root(root, settings, owner):
+    scratch, shown_read_only = settings["scratch"], read_only_paths()
+    for path in shown_read_only:
+        if scratch == path or scratch.startswith(path + "/"):
+            # Its mount point would have to be made in the host's own directory, through the bind.
+            raise ScratchError(f"it lies inside {path}, which the sandbox shows read-only; choose a scratch_dir "
+                               f"outside {', '.join(shown_read_only)}")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, ROOT_SIZE)
-    for path in read_only_paths():
+    for path in shown_read_only:
         bind(path, root + path, read_only=True)
     for name in DEVICES:
         bind(f"/dev/{name}", f"{root}/dev/{name}", read_only=True, devices=True)
@@ -346,7 +353,9 @@ def build_writable(root, settings, owner):
             try:
                 copy_tree(settings["scratch"], f"{writable}/{name}", owner)
             except OSError as error:
-                raise ScratchError(f"copying the scratch directory in: {error}") from error
+                raise ScratchError(f"copying its files into the run's tmpfs failed ({error}); keep them under "
+                                   f"max_disk_mb={disk_bytes // 2**20} (or raise it) and readable by the "
+                                   "interpreter's user") from error
         os.lchown(f"{writable}/{name}", *owner)
         os.makedirs(root + inside, exist_ok=True)
         mount(f"{writable}/{name}", root + inside, None, MS_BIND)

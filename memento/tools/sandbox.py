@@ -226,9 +226,7 @@ def _run_in(code: str, scratch: Path, root: Path, *, python: str, limits: Sandbo
     stdout, stderr, status_text = (reader.text() for reader in readers)
     status = _parse_status(status_text)
     if status.get("stage") == "keep":
-        raise ToolError(f"the files of scratch_dir {str(scratch)!r} could not be carried through the run "
-                        f"({status['error']}); make that directory readable and writable by the "
-                        "interpreter's user, keep its files under max_disk_mb, and leave room on its disk")
+        raise ToolError(f"scratch_dir {str(scratch)!r} cannot be used: {status['error']}")
     if "error" in status:
         raise ToolError(f"the sandbox could not contain the run in {mode} mode ({status['error']}); "
                         "run as root or enable unprivileged user namespaces, or pass "

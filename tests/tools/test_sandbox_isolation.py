@@ -191,3 +191,14 @@ def test_no_keyring_of_the_caller_is_reachable(sandbox):
     result = sandbox.run("import os\nprint(os.getuid())\nprint(open('/proc/keys').read())")
     uid, *keys = result.stdout.strip().splitlines()
     assert keys and all(line.split()[5] == uid for line in keys), keys  # only the run's own session keyring
+
+
+@needs_namespaces
+def test_a_scratch_dir_inside_a_read_only_directory_is_a_tool_error():
+    inside_the_interpreter = Path(sys.prefix) / "memento-sandbox-scratch-test"
+    sandbox = PythonSandbox(dataclasses.replace(LIMITS, isolation="namespaces"), scratch_dir=inside_the_interpreter)
+    try:
+        with pytest.raises(ToolError, match="shows read-only; choose a scratch_dir outside"):
+            sandbox.run("print('never runs')")
+    finally:
+        inside_the_interpreter.rmdir()
