@@ -270,10 +270,11 @@ def reap_ready():
 def build_root(root, settings, owner):
     scratch, shown_read_only = settings["scratch"], read_only_paths()
     for path in shown_read_only:
-        if scratch == path or scratch.startswith(path + "/"):
-            # Its mount point would have to be made in the host's own directory, through the bind.
-            raise ScratchError(f"it lies inside {path}, which the sandbox shows read-only; choose a scratch_dir "
-                               f"outside {', '.join(shown_read_only)}")
+        # Inside one, its mount point would have to be made in the host's own directory, through
+        # the bind; around one, it would hide the interpreter and carry it back changed.
+        if scratch == path or scratch.startswith(path + "/") or path.startswith(scratch.rstrip("/") + "/"):
+            raise ScratchError(f"it overlaps {path}, which the sandbox shows read-only; choose a scratch_dir "
+                               f"neither inside nor around {', '.join(shown_read_only)}")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, ROOT_SIZE)
     for path in shown_read_only:

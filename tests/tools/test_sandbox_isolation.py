@@ -194,11 +194,15 @@ def test_no_keyring_of_the_caller_is_reachable(sandbox):
 
 
 @needs_namespaces
-def test_a_scratch_dir_inside_a_read_only_directory_is_a_tool_error():
-    inside_the_interpreter = Path(sys.prefix) / "memento-sandbox-scratch-test"
-    sandbox = PythonSandbox(dataclasses.replace(LIMITS, isolation="namespaces"), scratch_dir=inside_the_interpreter)
+@pytest.mark.parametrize("where", ["inside", "around"])
+def test_a_scratch_dir_overlapping_a_read_only_directory_is_a_tool_error(where):
+    scratch = Path(sys.prefix) / "memento-sandbox-scratch-test" if where == "inside" else Path(sys.prefix).parent
+    made = not scratch.exists()
+    # max_disk_mb=1: were the check to fail, copying the project in would fail too, long before any copy back.
+    sandbox = PythonSandbox(dataclasses.replace(LIMITS, isolation="namespaces", max_disk_mb=1), scratch_dir=scratch)
     try:
-        with pytest.raises(ToolError, match="shows read-only; choose a scratch_dir outside"):
+        with pytest.raises(ToolError, match="shows read-only; choose a scratch_dir neither inside nor around"):
             sandbox.run("print('never runs')")
     finally:
-        inside_the_interpreter.rmdir()
+        if made:
+            scratch.rmdir()
