@@ -64,13 +64,13 @@ class SandboxLimits:
     cpu_s: int | None = None
     """CPU seconds (RLIMIT_CPU); defaults to the wall-clock limit rounded up."""
     memory_mb: int = 2048
-    """Address space in MiB (RLIMIT_AS); numpy and friends reserve a few hundred on import."""
+    """Address space of each process in MiB (RLIMIT_AS); numpy and friends reserve a few hundred on import."""
     max_file_mb: int = 64
     """Largest file the code may write, in MiB (RLIMIT_FSIZE)."""
     max_disk_mb: int = 256
     """All files together, scratch, /tmp and /dev/shm, in MiB: the size of the run's tmpfs (namespaces only)."""
     max_processes: int = 64
-    """Processes and threads the code may have at once (RLIMIT_NPROC)."""
+    """Processes and threads the code may have at once (RLIMIT_NPROC, which binds root only in the namespaces)."""
     max_output_chars: int = 8000
     """Characters kept of stdout and of stderr each: the head and the tail, the middle cut."""
     isolation: IsolationChoice = "auto"
