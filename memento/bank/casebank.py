@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -35,7 +34,8 @@ from memento.bank.schema import (
 )
 from memento.bank.vector_index import IndexConfig, VectorIndex
 from memento.case import Case, case_field_error, utc_now, validate_case
-from memento.embedders import DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, as_query_matrix, default_embedder
+from memento.embedders import (DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, as_query_matrix, as_vector,
+                               default_embedder)
 from memento.errors import (
     BankError, EmbedderMismatchError, ImportFormatError, NotFoundError, ValidationError,
 )
@@ -527,17 +527,19 @@ class CaseBank:
         """
         if on_conflict not in ("error", "skip"):
             raise ValidationError(f"on_conflict={on_conflict!r}; choose 'error' or 'skip'")
-        cases, vectors = _read_jsonl(source, self.dim, skip_bad_lines)
-        seen = set()
+        cases, vectors, line_numbers = _read_jsonl(source, self.dim, skip_bad_lines)
+        seen: dict[str, int] = {}  # id -> the line that first gave it
         existing = {c.id for c in self.iter_cases(ids=[c.id for c in cases])} if cases else set()
         keep = []
         for i, case in enumerate(cases):
             if case.id in existing or case.id in seen:
                 if on_conflict == "error":
-                    raise ValidationError(f"case id {case.id!r} is already in the bank (or twice in the file); "
-                                          f"nothing was imported; pass on_conflict='skip' (--on-conflict skip) to leave those out")
+                    problem = (f"repeats case id {case.id!r} of line {seen[case.id]}" if case.id in seen
+                               else f"case id {case.id!r} is already in the bank")
+                    raise ImportFormatError(f"line {line_numbers[i]}: {problem}; nothing was imported; pass "
+                                            f"on_conflict='skip' (--on-conflict skip) to leave those out", line_numbers[i])
                 continue
-            seen.add(case.id)
+            seen[case.id] = line_numbers[i]
             keep.append(i)
         cases = [cases[i] for i in keep]
         given = [vectors[i] for i in keep]
@@ -700,15 +702,17 @@ def _lines(handle: IO[str]) -> Iterator[str]:
         yield line
 
 
-def _read_jsonl(source: str | Path | IO[str], dim: int, skip_bad_lines: bool) -> tuple[list[Case], list]:
-    """Parse and validate every line before anything is written."""
+def _read_jsonl(source: str | Path | IO[str], dim: int, skip_bad_lines: bool) -> tuple[list[Case], list, list[int]]:
+    """Parse and validate every line before anything is written; returns cases, vectors and line numbers."""
     if isinstance(source, (str, Path)):
+        if Path(source).is_dir():
+            raise ValidationError(f"import file '{source}' is a directory; give a JSONL file, e.g. {Path(source) / 'cases.jsonl'}")
         if not Path(source).exists():
             raise NotFoundError(f"import file '{source}' does not exist")
         handle = open(source, encoding="utf-8")
     else:
         handle = source
-    cases, vectors = [], []
+    cases, vectors, line_numbers = [], [], []
     try:
         for number, line in enumerate(_lines(handle), start=1):
             if not line.strip():
@@ -717,11 +721,7 @@ def _read_jsonl(source: str | Path | IO[str], dim: int, skip_bad_lines: bool) ->
                 record = json.loads(line)
                 embedding = record.pop("embedding", None) if isinstance(record, dict) else None
                 case = validate_case(record)
-                vector = None
-                if embedding is not None:
-                    vector = np.asarray(embedding, dtype=np.float32)
-                    if vector.shape != (dim,) or not all(math.isfinite(x) for x in vector):
-                        raise ValidationError(f"embedding has shape {vector.shape}, expected ({dim},) finite numbers")
+                vector = None if embedding is None else as_vector(embedding, dim, what="embedding")
             except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
                 if skip_bad_lines:
                     log.warning("skipping line %d: %s", number, exc)
@@ -730,7 +730,8 @@ def _read_jsonl(source: str | Path | IO[str], dim: int, skip_bad_lines: bool) ->
                                         f"or pass skip_bad_lines=True / --skip-bad-lines)", number) from None
             cases.append(case)
             vectors.append(vector)
+            line_numbers.append(number)
     finally:
         if handle is not source:
             handle.close()
-    return cases, vectors
+    return cases, vectors, line_numbers

@@ -166,11 +166,8 @@ def test_a_negative_count_is_a_usage_error(cli, bank, flag):
 
 # These need CaseBank.import_jsonl / _read_jsonl (memento/bank/casebank.py) to validate each line's
 # embedding with memento.embedders.as_vector and to give the line of a repeated id (issue 15, item 6).
-NEEDS_THE_CASEBANK_CHANGE = pytest.mark.xfail(
-    strict=True, reason="needs the import_jsonl change in memento/bank/casebank.py described in issue 15's hand-off")
 
 
-@NEEDS_THE_CASEBANK_CHANGE
 @pytest.mark.parametrize("embedding, fragment", [
     ([float("nan")] * 64, "embedding holds 64 NaN or infinite value(s) among 64"),
     ("abc", "embedding is not a list of numbers"),
@@ -186,7 +183,6 @@ def test_a_bad_embedding_on_an_import_line_names_the_line_and_the_problem(cli, b
     assert cli.snapshot(bank) == before
 
 
-@NEEDS_THE_CASEBANK_CHANGE
 def test_an_id_twice_in_one_import_file_names_both_lines(cli, bank):
     before = cli.snapshot(bank)
     lines = [{"id": "x1", "task": "a?"}, {"id": "x2", "task": "b?"}, {"id": "x1", "task": "c?"}]
