@@ -91,7 +91,7 @@ def bench_concurrency(base_url: str | None, levels: list[int], requests: int, ma
         for round_index in range(rounds):  # levels in alternating order, best round kept: noise hits all alike
             for level in levels if round_index % 2 == 0 else levels[::-1]:
                 started = time.perf_counter()
-                results = asyncio.run(llm.acomplete_many(batch, concurrency=level, max_tokens=max_tokens))
+                results = asyncio.run(llm.acomplete_many(batch, concurrency=level, max_tokens=max_tokens, strict=True))
                 elapsed = time.perf_counter() - started
                 tokens = sum(r.usage.completion_tokens for r in results)
                 row = {"in_flight": level, "requests": requests, "seconds": elapsed,
