@@ -4,7 +4,7 @@ import pytest
 from envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig
 
 SMALL = UsefulnessEnvConfig(families=3, dim=16, train_tasks_per_family=10, heldout_tasks_per_family=4,
-                            harmful_per_family=2, neutral_per_family=3, helpful_per_family=3, seed=0)
+                            gold_per_family=2, lookalike_per_family=2, decoy_per_family=4, seed=0)
 """A small controlled env: a real bank of 24 cases with synthetic 16-dim vectors."""
 
 
