@@ -3,16 +3,31 @@
 AgentFly/Memento's non-parametric Q estimate: for each case c, keep entries (s_i, Q_i) of states
 in which c was shown and the value that followed, and estimate
 
-    Q(s, c) = sum_i k(s, s_i) Q_i / sum_i k(s, s_i),   k(s, s_i) = exp(-||s - s_i||^2 / (2 h^2))
+    Q(s, c) = (sum_i k(s, s_i) n_i Q_i + w0 p(s, c)) / (sum_i k(s, s_i) n_i + w0)
 
-a kernel-weighted average over c's entries (Gaussian kernel on unit vectors, so
-||s - s_i||^2 = 2 - 2 cos). A prior pseudo-entry of weight `prior_weight` and value `prior_q`
-keeps the estimate defined (and optimistic) for a case with no entry near s.
+a kernel-weighted average over c's entries, each counted for its n_i visits (up to
+1 / `min_step`), shrunk towards a prior p(s, c) carrying the weight `prior_weight` (w0) of one
+exact-match visit. Three choices make it learn at a useful rate on real embeddings and keep
+it local:
+
+- an entry weighs as many observations as it merged (before, a hundred visits of one state
+  weighed as much as one);
+
+- the kernel is k(s, s_i) = exp(-(1 - cos(s, s_i)) / h^2) (a Gaussian on unit vectors) with a
+  width h = 0.6 that gives two related tasks (cosine 0.6) a third of an exact match's weight,
+  and 0 below `min_similarity`: history from unrelated tasks counts for nothing. (A narrow
+  kernel against a fixed prior weight left the estimates within 1e-3 of the prior after
+  hundreds of episodes on tasks whose cosines are 0.5 to 0.7, as MiniLM gives related questions.)
+- the prior is similarity's ranking, p(s, c) = prior_q + prior_slope * (cos(s, c) - mean cos
+  over the candidates), not a constant: a case with no entry near s ranks as similarity would
+  rank it, so a case with a little positive history far away cannot outrank untouched
+  nearby ones, and on tasks unlike any seen the policy is the similarity policy.
 
 Learning happens in `record`: the target y = r, or r + gamma * V(s') in a multi-step episode
 (V the soft maximum alpha * log mean exp(Q(s', c') / alpha) over the next state's candidates),
-goes to every shown case; an entry whose state is within `merge_similarity` of s moves to the
-running mean of its targets, else a new entry is added. Entries live in the bank's SQLite
+goes to every shown case; an entry whose state is within `merge_similarity` of s moves towards
+y by max(1 / visits, `min_step`) (a running mean that keeps weighing recent outcomes, so that a
+change in usefulness shows), else a new entry is added. Entries live in the bank's SQLite
 (`policy_ec_entries`) and are mirrored in memory.
 
 Credit assignment is the paper's: the episode's target is given to each shown case, with no
@@ -58,12 +73,18 @@ class EpisodicControlConfig:
     """How many cases to show."""
     candidates: int = 32
     """N: how many FAISS nearest cases are re-scored (N > k)."""
-    bandwidth: float = 0.3
-    """Kernel width h: entries whose state is within about h (Euclidean, unit vectors) count."""
+    bandwidth: float = 0.6
+    """Kernel width h: an entry at cosine c from the task weighs exp(-(1 - c) / h^2)."""
+    min_similarity: float = 0.3
+    """Entries from states less cosine-similar than this to the task weigh nothing."""
     prior_q: float = 0.5
-    """Value of the prior pseudo-entry: what a case with no nearby entry is worth."""
-    prior_weight: float = 0.05
+    """The prior's value for a case of average similarity among the candidates."""
+    prior_slope: float = 0.5
+    """The prior's rise per unit of cosine above the candidates' mean (0: a flat prior)."""
+    prior_weight: float = 1.0
     """Kernel mass of the prior pseudo-entry (an exact match has mass 1)."""
+    min_step: float = 0.2
+    """Least step of an entry's running mean, so that recent outcomes keep their weight."""
     merge_similarity: float = 0.98
     """A state at least this cosine-similar to an entry's updates that entry instead of adding one."""
     max_entries_per_case: int = 256
@@ -81,7 +102,8 @@ class EpisodicControlConfig:
             (isinstance(self.k, int) and self.k >= 1, "k must be a positive integer"),
             (isinstance(self.candidates, int) and self.candidates > self.k, "candidates (N) must be an integer above k"),
             (self.bandwidth > 0 and self.prior_weight > 0 and self.alpha > 0, "bandwidth, prior_weight and alpha must be positive"),
-            (-1 <= self.merge_similarity <= 1, "merge_similarity must be a cosine in [-1, 1]"),
+            (-1 <= self.merge_similarity <= 1 and -1 <= self.min_similarity <= 1, "merge_similarity and min_similarity must be cosines in [-1, 1]"),
+            (self.prior_slope >= 0 and 0 < self.min_step <= 1, "need prior_slope >= 0 and 0 < min_step <= 1"),
             (self.max_entries_per_case >= 1 and 0 <= self.gamma <= 1, "need max_entries_per_case >= 1 and 0 <= gamma <= 1"),
         ]
         check_config(self, rules)
@@ -126,19 +148,24 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
 
     # -- estimate and selection -------------------------------------------------------------------
 
-    def q_values(self, state: np.ndarray, case_ids: Sequence[str]) -> np.ndarray:
-        """The kernel estimate Q(s, c) for each case id."""
+    def q_values(self, state: np.ndarray, case_ids: Sequence[str], similarities: np.ndarray | None = None) -> np.ndarray:
+        """The kernel estimate Q(s, c) for each case id; `similarities` are cos(s, c) for the prior."""
         h2 = self.config.bandwidth ** 2
-        values = np.empty(len(case_ids), dtype=np.float64)
+        prior = np.full(len(case_ids), self.config.prior_q, dtype=np.float64)
+        if similarities is not None and len(case_ids):
+            similarities = np.asarray(similarities, dtype=np.float64)
+            prior += self.config.prior_slope * (similarities - similarities.mean())
+        values = prior.copy()
         for i, case_id in enumerate(case_ids):
             entries = self.entries.get(case_id)
             if entries is None:
-                values[i] = self.config.prior_q
                 continue
+            cosines = entries.states @ state
             # ||s - s_i||^2 / (2 h^2) = (1 - cos) / h^2 for unit vectors.
-            weights = np.exp(-(1.0 - entries.states @ state) / h2)
-            values[i] = (weights @ entries.q + self.config.prior_weight * self.config.prior_q) / (
-                weights.sum() + self.config.prior_weight)
+            # An entry stands for its visits (up to the 1 / min_step its running mean remembers).
+            weights = np.where(cosines >= self.config.min_similarity, np.exp(-(1.0 - cosines) / h2), 0.0) * np.minimum(
+                entries.visits, 1.0 / self.config.min_step)
+            values[i] = (weights @ entries.q + self.config.prior_weight * prior[i]) / (weights.sum() + self.config.prior_weight)
         return values
 
     def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
@@ -149,7 +176,7 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         candidates = self._candidates(state, bank, max(self.config.candidates, k + 1), namespace)
         if not candidates:
             return []
-        scores = self.q_values(state.embedding, [c.id for c in candidates.cases])
+        scores = self.q_values(state.embedding, [c.id for c in candidates.cases], candidates.similarities)
         chosen = sample_without_replacement(scores / self.config.alpha, k, self.rng) if explore else top_k(scores, k)
         return [Selection(case=candidates.cases[i], score=float(scores[i]),
                           similarity=float(candidates.similarities[i])) for i in chosen]
@@ -165,7 +192,8 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         if not done:
             following = self._candidates(next_state, self.bank, self.config.candidates, namespace)
             if len(following):
-                next_q = self.q_values(next_state.embedding, [c.id for c in following.cases]) / self.config.alpha
+                next_q = self.q_values(next_state.embedding, [c.id for c in following.cases],
+                                       following.similarities) / self.config.alpha
                 target += self.config.gamma * self.config.alpha * (_logsumexp(next_q) - math.log(len(next_q)))
         plans = [self._plan(case.id, state.embedding, target) for case in cases]
         written = []
@@ -194,7 +222,7 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         if similarities[nearest] < self.config.merge_similarity and not full:
             return case_id, None, target, 1
         visits = int(entries.visits[nearest]) + 1
-        q = float(entries.q[nearest] + (target - entries.q[nearest]) / visits)
+        q = float(entries.q[nearest] + (target - entries.q[nearest]) * max(1.0 / visits, self.config.min_step))
         return case_id, int(entries.ids[nearest]), q, visits
 
     def _apply(self, case_id: str, row: int, state: np.ndarray, q: float, visits: int) -> None:
