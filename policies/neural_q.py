@@ -33,6 +33,25 @@ together) are not modelled.
 The baseline `credit="copy"` is kept for comparison (`python -m evals.policy_curve`): each
 shown case gets the episode reward as its own cross-entropy target for sigmoid(b(s) + q(s, c)).
 
+Evidence, transfer and change. What the network says about a case it has little evidence on
+is a guess, and on a family of tasks it never trained on an arbitrary one. So the score used to
+select, Q'(s, c) = w Q(s, c) + (1 - w) prior(s, c), backs off to a similarity prior with
+w = n / (n + prior_shows), n the times c was shown for tasks like s (`backed_off`): with no
+evidence the policy ranks as similarity does, and cannot fall below it. Three mechanisms make it follow a
+world that changes (a tool or site changes, an answer goes stale):
+
+- a per-case residual added to Q, one SGD step per recorded outcome (`residual_lr`), which
+  follows outcomes at once and shrinks back as the network catches up;
+- recency-aware replay: half of each minibatch comes from the last `recent_window` steps;
+- change detection: a Bernoulli CUSUM per case of outcomes against the case's recent success
+  rate (`_watch_for_change`); when it crosses `change_threshold`, the policy forgets its steps
+  and statistics for every candidate of that task, which sends their scores back to the
+  similarity prior until fresh evidence comes in.
+
+How far this gets is measured by the flip variant of `python -m evals.policy_curve`; it is
+slower than the 30 episodes asked for (see the README), because a drop in success is only
+visible over several episodes of the changed tasks.
+
 Multi-step episodes. For a step with `done=False` the target is the soft Bellman backup
 r + gamma * V(s') with V(s') = sigmoid(alpha * log mean_{c'} exp(Q'(s', c') / alpha)), where Q'
 is a Polyak-averaged target network and c' ranges over the next state's candidates. This is the
@@ -72,12 +91,24 @@ from torch.nn import functional as F
 
 from memento.case import Case
 from memento.errors import PolicyError, ValidationError
-from policies.base import (CaseSelectionPolicy, Selection, TaskState, check_config, sample_without_replacement,
-                           top_k)
+from policies.base import (Candidates, CaseSelectionPolicy, Selection, TaskState, check_config,
+                           sample_without_replacement, top_k)
 from policies.replay import ReplayBuffer, Transition
 
 FEATURES = ("cosine", "stored_reward", "log_age_days", "log_times_shown", "mean_reward_shown")
 """The per-case features the network sees next to the embeddings."""
+
+MIN_SHOWN_FOR_CHANGE = 5
+"""A case's outcomes are watched for a change once it has been shown this often."""
+
+REFERENCE_CAP = 0.8
+"""The change detector never takes a case's success rate as surer than this: after a streak of
+successes the moving average nears 1, and two failures of a 90 % case would look like a change
+(simulated: 8 false alarms per 3000 shows of a 90 % case with a cap of 0.98, 0.2 with 0.8, for a
+detection delay of 8 shows after a drop from 70 % to 15 %)."""
+
+RECENT_RATE_STEP = 0.1
+"""Step of the moving average of a case's rewards, the change detector's reference (about its last 10 shows)."""
 
 USEFULNESS_STATES = 16
 """How many recorded task states a case's usefulness is averaged over."""
@@ -115,6 +146,22 @@ class NeuralQConfig:
     """Discount of multi-step episodes."""
     target_tau: float = 0.05
     """Polyak rate of the target network used for multi-step targets."""
+    prior_shows: float = 2.0
+    """Back-off: a case shown this many times weighs its learned score and the similarity prior equally; 0 = no prior."""
+    evidence_similarity: float = 0.4
+    """Evidence about a case counts only for tasks at least this cosine-similar to the tasks it was shown for."""
+    prior_scale: float = 4.0
+    """The similarity prior's slope: logits per unit of cosine above the candidates' mean."""
+    recent_fraction: float = 0.5
+    """Share of each minibatch drawn from the last `recent_window` recorded steps (the rest from all)."""
+    recent_window: int = 64
+    """How many of the latest recorded steps count as recent."""
+    residual_lr: float = 0.3
+    """Step of the per-case residual added to Q: it follows outcomes at once while the network catches up; 0 = off."""
+    change_threshold: float = 4.5
+    """Log-likelihood ratio at which outcomes far below the prediction count as a change; 0 = never."""
+    change_drop: float = 0.4
+    """The change looked for: the chance of success falls to this fraction of the predicted one."""
     torch_threads: int = 1
     """Torch threads while scoring and learning: the network is tiny, so more threads only add overhead."""
     seed: int = 0
@@ -132,6 +179,11 @@ class NeuralQConfig:
             (self.lr > 0 and self.weight_decay >= 0, "lr must be positive and weight_decay non-negative"),
             (self.min_replay >= 1 and self.replay_capacity >= self.min_replay, "need 1 <= min_replay <= replay_capacity"),
             (0 <= self.gamma <= 1 and 0 < self.target_tau <= 1, "need 0 <= gamma <= 1 and 0 < target_tau <= 1"),
+            (self.prior_shows >= 0 and self.prior_scale >= 0, "prior_shows and prior_scale must be non-negative"),
+            (-1 <= self.evidence_similarity <= 1, "evidence_similarity must be a cosine in [-1, 1]"),
+            (0 <= self.recent_fraction <= 1 and self.recent_window >= 1, "need 0 <= recent_fraction <= 1 and recent_window >= 1"),
+            (self.residual_lr >= 0, "residual_lr must be non-negative"),
+            (self.change_threshold >= 0 and 0 < self.change_drop < 1, "need change_threshold >= 0 and 0 < change_drop < 1"),
         ]
         check_config(self, rules)
 
@@ -149,9 +201,17 @@ class CaseScorer(nn.Module):
         self.baseline = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, states: torch.Tensor, cases: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """(B, dim), (B, M, dim), (B, M, F) -> contributions q, (B, M)."""
-        expanded = states[:, None, :].expand_as(cases)
-        return self.pair(torch.cat([expanded, cases, expanded * cases, features], dim=-1)).squeeze(-1)
+        """(B, dim), (B, M, dim), (B, M, F) -> contributions q, (B, M).
+
+        The first layer sees [s, c, s * c, features]; it is applied block by block, so the state's
+        block runs once per state rather than once per candidate and nothing is concatenated.
+        """
+        first = self.pair[0]
+        dim = states.shape[-1]
+        w_state, w_case, w_product, w_features = first.weight.split([dim, dim, dim, features.shape[-1]], dim=1)
+        hidden = (F.linear(states, w_state, first.bias)[:, None, :] + F.linear(cases, w_case)
+                  + F.linear(states[:, None, :] * cases, w_product) + F.linear(features, w_features))
+        return self.pair[1:](hidden).squeeze(-1)
 
     def base(self, states: torch.Tensor) -> torch.Tensor:
         """(B, dim) -> b(s), (B,)."""
@@ -167,6 +227,14 @@ class NeuralQPolicy(CaseSelectionPolicy):
     def __init__(self, bank: Any = None, config: NeuralQConfig | None = None):
         self.net: CaseScorer | None = None
         self.replay: ReplayBuffer | None = None
+        self.surprise: dict[str, float] = {}
+        """case id -> CUSUM of the evidence that outcomes fell below the prediction (in memory only)."""
+        self.residual: dict[str, float] = {}
+        """case id -> fast per-case correction of Q in logits, fitted online to outcomes (in memory only)."""
+        self.recent_rate: dict[str, float] = {}
+        """case id -> moving average of the rewards it was shown with (in memory only)."""
+        self.changes = 0
+        """Changes detected since the policy was created."""
         super().__init__(bank, config)
         self.rng = np.random.default_rng(self.config.seed)
 
@@ -175,8 +243,11 @@ class NeuralQPolicy(CaseSelectionPolicy):
             torch.manual_seed(self.config.seed)
             self.net = CaseScorer(bank.dim, len(FEATURES), self.config.hidden)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
+        # The fused kernel updates every parameter in one call: per-tensor Adam costs about as much as the step itself.
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.config.lr,
-                                           weight_decay=self.config.weight_decay)
+                                           weight_decay=self.config.weight_decay, fused=True)
+        self._online_parameters = list(self.net.parameters())
+        self._target_parameters = list(self.target.parameters())
         self.replay = ReplayBuffer(bank, self.config.name, len(FEATURES), self.config.replay_capacity)
 
     # -- selection --------------------------------------------------------------------------------
@@ -191,6 +262,9 @@ class NeuralQPolicy(CaseSelectionPolicy):
             return []
         features = self.features(candidates.cases, candidates.similarities)
         scores = self.score(state.embedding, candidates.vectors, features)
+        if self.residual:
+            scores = scores + np.array([self.residual.get(c.id, 0.0) for c in candidates.cases], dtype=np.float32)
+        scores = self.backed_off(scores, candidates, state.embedding)
         if explore:
             chosen = sample_without_replacement(scores / self.config.alpha, k, self.rng)
         else:
@@ -204,6 +278,29 @@ class NeuralQPolicy(CaseSelectionPolicy):
             s = torch.from_numpy(np.ascontiguousarray(state, dtype=np.float32))[None]
             q = self.net(s, torch.from_numpy(vectors)[None], torch.from_numpy(features)[None])[0]
             return (q + self.net.base(s)).numpy()
+
+    def backed_off(self, scores: np.ndarray, candidates: Candidates, state: np.ndarray) -> np.ndarray:
+        """Blend each learned Q(s, c) with the similarity prior by how much evidence there is about c near s.
+
+        Q'(s, c) = w Q(s, c) + (1 - w) (mean Q + prior_scale (cos(s, c) - mean cos)),
+        w = n / (n + prior_shows), n = times c was shown since the policy last forgot it, counted
+        only if s is at least `evidence_similarity`-similar to the mean of the tasks c was shown
+        for (else n = 0). With no evidence the ranking is similarity's, so what the network makes
+        of cases it never saw, or saw only for unrelated tasks (a family it never trained on,
+        cases it forgot after a change), cannot push the policy below similarity; with evidence
+        the learned score takes over.
+        """
+        if self.config.prior_shows == 0:
+            return scores
+        shown = np.zeros(len(scores), dtype=np.float32)
+        for i, case in enumerate(candidates.cases):
+            where = self.replay.shown_where(case.id)
+            if where is not None and float(where @ state) >= self.config.evidence_similarity:
+                shown[i] = self.replay.stats.get(case.id, (0, 0.0))[0]
+        weight = shown / (shown + self.config.prior_shows)
+        # The baseline b(s) is the same for every candidate; the mean learned score stands in for it.
+        prior = float(scores.mean()) + self.config.prior_scale * (candidates.similarities - candidates.similarities.mean())
+        return (weight * scores + (1 - weight) * prior).astype(np.float32)
 
     def features(self, cases: Sequence[Case], similarities: np.ndarray) -> np.ndarray:
         """The (len(cases), len(FEATURES)) feature rows, in the order of `FEATURES`."""
@@ -243,7 +340,71 @@ class NeuralQPolicy(CaseSelectionPolicy):
                 transition, next_state=next_state.embedding, next_ids=tuple(c.id for c in following.cases),
                 next_vectors=following.vectors, next_features=self.features(following.cases, following.similarities),
             )
+        if done and cases:
+            self._follow_outcome(transition)
+            if self.config.change_threshold > 0:
+                self._watch_for_change(state, transition, namespace)
         self.replay.add(transition)
+
+    def _follow_outcome(self, transition: Transition) -> float:
+        """One SGD step of the per-case residuals on this outcome; returns the network's predicted success.
+
+        The network learns slowly from minibatches over the whole buffer; the residual moves each
+        shown case's score by residual_lr * (r - p) at once, where p is the predicted chance of
+        success with the residuals included, so it shrinks back as the network catches up.
+        """
+        with torch.no_grad(), torch_threads(self.config.torch_threads):
+            states, cases, features, _ = _padded([transition], [transition.case_vectors], [transition.case_features])
+            q = self.net(states, cases, features)[0].numpy().astype(np.float64)
+            baseline = float(self.net.base(states)[0])
+        residuals = np.array([self.residual.get(c, 0.0) for c in transition.case_ids])
+        if self.config.credit == "set":
+            network = _sigmoid(baseline + float(q.sum()))
+            with_residuals = np.full(len(q), _sigmoid(baseline + float((q + residuals).sum())))
+        else:
+            network = float(np.mean(1.0 / (1.0 + np.exp(-(baseline + q)))))
+            with_residuals = 1.0 / (1.0 + np.exp(-(baseline + q + residuals)))
+        if self.config.residual_lr > 0:
+            for case_id, value, p in zip(transition.case_ids, residuals, with_residuals):
+                self.residual[case_id] = float(np.clip(value + self.config.residual_lr * (transition.reward - p), -4.0, 4.0))
+        return network
+
+    def _watch_for_change(self, state: TaskState, transition: Transition, namespace: tuple[str, ...] | None) -> None:
+        """Bernoulli CUSUM per shown case; past the threshold, forget what is known around `state`.
+
+        Each outcome adds log P(r | p1) / P(r | p0) to each shown case's sum (floored at 0), with
+        p0 the case's recent success rate when shown (a moving average over about 10 shows) and
+        p1 = change_drop * p0. A success lowers the sum and a failure raises it by more the
+        likelier success was (up to `REFERENCE_CAP`), so a run of failures of a case that used to
+        succeed crosses the threshold, about 8 shows after a drop from 70 % to 15 %, while the
+        usual failures of a 70 % case do not (the sum drifts down while p0 holds). The reference is the case's own recent record, not the network's prediction:
+        the network is overconfident early on and raised false alarms. Once crossed, the steps
+        and statistics of every candidate of the state are forgotten: their scores fall back to
+        the similarity prior (`backed_off`) and the network relearns them from recent-weighted
+        minibatches.
+        """
+        crossed = False
+        for case_id in transition.case_ids:
+            shown, total = self.replay.stats.get(case_id, (0, 0.0))
+            recent = self.recent_rate.get(case_id, (total + 1) / (shown + 2))
+            self.recent_rate[case_id] = recent + RECENT_RATE_STEP * (transition.reward - recent)
+            if shown < MIN_SHOWN_FOR_CHANGE:
+                continue
+            p0 = min(max(recent, 0.02), REFERENCE_CAP)
+            p1 = p0 * self.config.change_drop
+            step = math.log(p1 / p0) if transition.reward >= 0.5 else math.log((1 - p1) / (1 - p0))
+            self.surprise[case_id] = max(0.0, self.surprise.get(case_id, 0.0) + step)
+            crossed |= self.surprise[case_id] > self.config.change_threshold
+        if not crossed:
+            return
+        around = self._candidates(state, self.bank, self.config.candidates, namespace)
+        forget = {c.id for c in around.cases} | set(transition.case_ids)
+        self.replay.forget(forget)
+        for case_id in forget:
+            self.surprise.pop(case_id, None)
+            self.recent_rate.pop(case_id, None)
+            self.residual.pop(case_id, None)
+        self.changes += 1
 
     # -- learning ---------------------------------------------------------------------------------
 
@@ -256,8 +417,11 @@ class NeuralQPolicy(CaseSelectionPolicy):
         losses = []
         with torch_threads(self.config.torch_threads):
             for _ in range(self.config.gradient_steps):
-                losses.append(self.gradient_step(self.replay.sample(self.config.batch_size, self.rng)))
-        return {**metrics, "losses/q_loss": float(np.mean(losses)), "charts/step": float(self.step)}
+                batch = self.replay.sample(self.config.batch_size, self.rng, window=self.config.recent_window,
+                                           recent=round(self.config.recent_fraction * self.config.batch_size))
+                losses.append(self.gradient_step(batch))
+        return {**metrics, "losses/q_loss": float(np.mean(losses)), "charts/step": float(self.step),
+                "charts/changes_detected": float(self.changes)}
 
     def gradient_step(self, batch: Sequence[Transition]) -> float:
         """One Adam step on `batch`; PolicyError (and no step) if the loss is not finite."""
@@ -315,8 +479,7 @@ class NeuralQPolicy(CaseSelectionPolicy):
     def _track_target(self) -> None:
         tau = self.config.target_tau
         with torch.no_grad():
-            for target, online in zip(self.target.parameters(), self.net.parameters()):
-                target.lerp_(online, tau)
+            torch._foreach_lerp_(self._target_parameters, self._online_parameters, tau)
 
     # -- what it has learned ----------------------------------------------------------------------
 
@@ -365,21 +528,31 @@ class NeuralQPolicy(CaseSelectionPolicy):
     # -- checkpoints ------------------------------------------------------------------------------
 
     def _model_state(self) -> dict[str, Any]:
-        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+        # The residuals are learned state too; the change detector's sums are not kept (they restart at 0).
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "residual": {"ids": list(self.residual), "values": torch.tensor(list(self.residual.values()), dtype=torch.float64)}}
 
     def _load_model_state(self, checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
         try:
             self.net.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
+            for group in self.optimizer.param_groups:
+                group["fused"] = True  # a checkpoint from before the fused optimizer would switch it off
         except (KeyError, RuntimeError, ValueError) as exc:
             raise PolicyError(
                 f"policy checkpoint {str(path)!r} does not fit this network architecture "
                 f"(features {list(FEATURES)}, hidden={self.config.hidden}): {str(exc).splitlines()[0]}; "
                 f"it was written by another version of NeuralQPolicy, train a new one"
             ) from None
+        saved = checkpoint.get("residual") or {"ids": [], "values": []}  # absent from checkpoints before issue 12
+        self.residual = {case_id: float(value) for case_id, value in zip(saved["ids"], saved["values"])}
         # The target network is not saved: it restarts as a copy of the online one.
         self.target.load_state_dict(self.net.state_dict())
         self.rng = np.random.default_rng([self.config.seed, self.step])
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 @contextmanager
@@ -403,6 +576,11 @@ def _padded(batch: Sequence[Transition], vectors: list[np.ndarray], features: li
     dim = dim or states[0].shape[0]
     width = max(1, max(len(v) for v in vectors))
     n_features = len(FEATURES)
+    stacked = torch.from_numpy(np.stack(states).astype(np.float32, copy=False))
+    if all(len(v) == width for v in vectors):
+        # Every step showed the same number of cases (the usual K): one stack, no padding.
+        return (stacked, torch.from_numpy(np.stack(vectors).astype(np.float32, copy=False)),
+                torch.from_numpy(np.stack(features).astype(np.float32, copy=False)), torch.ones(len(batch), width))
     case_array = np.zeros((len(batch), width, dim), dtype=np.float32)
     feature_array = np.zeros((len(batch), width, n_features), dtype=np.float32)
     mask = np.zeros((len(batch), width), dtype=np.float32)
@@ -410,5 +588,4 @@ def _padded(batch: Sequence[Transition], vectors: list[np.ndarray], features: li
         case_array[i, : len(v)] = v
         feature_array[i, : len(f)] = f
         mask[i, : len(v)] = 1.0
-    return (torch.from_numpy(np.stack(states).astype(np.float32, copy=False)), torch.from_numpy(case_array),
-            torch.from_numpy(feature_array), torch.from_numpy(mask))
+    return stacked, torch.from_numpy(case_array), torch.from_numpy(feature_array), torch.from_numpy(mask)

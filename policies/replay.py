@@ -8,7 +8,10 @@ Two tables, both keyed by the policy's name so that several policies can learn o
 - `policy_case_stats`: per case, how often it was shown and the reward it was shown with.
 
 Both are mirrored in memory when the policy binds to the bank, so sampling a minibatch costs
-no SQL. Case vectors are not duplicated in the table: they come from the bank, and a step that
+no SQL. Sampling can favour recent steps (`recent`), so that a change in the world shows up in
+the minibatches within a few episodes instead of being diluted by the whole history; `forget`
+drops every step and statistic about some cases, for when a policy detects that what it knew
+about them no longer holds. Case vectors are not duplicated in the table: they come from the bank, and a step that
 showed a case deleted since is dropped from the mirror (the row stays until it ages out).
 One process should learn on a bank at a time: a second process does not see the first one's
 new rows until it rebinds.
@@ -88,6 +91,8 @@ class ReplayBuffer:
         self.transitions: deque[Transition] = deque()
         self.stats: dict[str, tuple[int, float]] = {}
         """case id -> (times shown, sum of the rewards it was shown with)."""
+        self.state_sums: dict[str, np.ndarray] = {}
+        """case id -> sum of the states it was shown for, over the steps in the buffer (where its evidence comes from)."""
         bank.db.conn.executescript(SCHEMA)
         self._load()
 
@@ -119,15 +124,56 @@ class ReplayBuffer:
         if dropped is not None:
             self.transitions.popleft()
         self.transitions.append(replace(transition, row_id=int(cursor.lastrowid)))
+        if dropped is not None:
+            self._count_states(dropped, -1.0)
+        self._count_states(transition, 1.0)
         for case_id in transition.case_ids:
             shown, total = self.stats.get(case_id, (0, 0.0))
             self.stats[case_id] = (shown + 1, total + transition.reward)
 
-    def sample(self, n: int, rng: np.random.Generator) -> list[Transition]:
-        """`n` transitions drawn uniformly with replacement (all of them, in order, if fewer)."""
-        if len(self.transitions) <= n:
+    def shown_where(self, case_id: str) -> np.ndarray | None:
+        """The unit mean of the states `case_id` was shown for (None if no step in the buffer showed it)."""
+        total = self.state_sums.get(case_id)
+        if total is None:
+            return None
+        norm = float(np.linalg.norm(total))
+        return total / norm if norm > 0 else None
+
+    def _count_states(self, transition: Transition, sign: float) -> None:
+        for case_id in transition.case_ids:
+            total = self.state_sums.get(case_id)
+            self.state_sums[case_id] = sign * transition.state if total is None else total + sign * transition.state
+
+    def sample(self, n: int, rng: np.random.Generator, *, recent: int = 0, window: int = 0) -> list[Transition]:
+        """`n` transitions drawn with replacement (all of them, in order, if fewer).
+
+        `recent` of them come uniformly from the last `window` steps, the rest uniformly from all.
+        """
+        size = len(self.transitions)
+        if size <= n:
             return list(self.transitions)
-        return [self.transitions[i] for i in rng.integers(0, len(self.transitions), size=n)]
+        recent = min(recent, n) if 0 < window < size else 0
+        indices = rng.integers(0, size, size=n - recent)
+        if recent:
+            indices = np.concatenate([indices, rng.integers(size - window, size, size=recent)])
+        return [self.transitions[i] for i in indices]
+
+    def forget(self, case_ids: Iterable[str]) -> int:
+        """Delete every step that showed one of `case_ids`, and their statistics; returns the steps dropped."""
+        gone = set(case_ids)
+        dropped = [t for t in self.transitions if gone.intersection(t.case_ids)]
+        with policy_transaction(self.bank) as conn:
+            conn.executemany(f"DELETE FROM {REPLAY_TABLE} WHERE id = ?", [(t.row_id,) for t in dropped])
+            conn.executemany(f"DELETE FROM {STATS_TABLE} WHERE policy = ? AND case_id = ?",
+                             [(self.policy, case_id) for case_id in sorted(gone)])
+        if dropped:
+            self.transitions = deque(t for t in self.transitions if not gone.intersection(t.case_ids))
+        for transition in dropped:
+            self._count_states(transition, -1.0)
+        for case_id in gone:
+            self.stats.pop(case_id, None)
+            self.state_sums.pop(case_id, None)
+        return len(dropped)
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -151,6 +197,7 @@ class ReplayBuffer:
             transition = self._transition(row, vectors)
             if transition is not None:
                 self.transitions.append(transition)
+                self._count_states(transition, 1.0)
 
     def _vectors(self, ids: Iterable[str]) -> dict[str, np.ndarray]:
         """Vectors of the cases still in the bank."""

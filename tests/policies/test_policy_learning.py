@@ -1,37 +1,173 @@
-"""The learning claim of issue 3: a neural soft-Q policy beats similarity where usefulness is not similarity."""
+"""Issue 12: learning must beat every baseline that learns nothing, back off to similarity where it knows nothing, and follow changes."""
+
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 from envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig, evaluate, train_online
-from policies import make_policy
+from memento import Case, CaseBank
+from envs.case_usefulness import SyntheticEmbedder
+from memento.embedders import normalize_rows
+from policies import EpisodicControlPolicy, NeuralQPolicy, TaskState, make_policy
+from policies.episodic_control import EpisodicControlConfig
+from policies.neural_q import NeuralQConfig
+from policies.random_candidates import RandomCandidatesPolicy
+from tests.policies.conftest import SMALL
 
 EPISODES = 300
-"""Online learning episodes on the training tasks (about 3 s of learning)."""
+"""Online learning episodes on the training tasks (a few seconds per policy)."""
+
+
+def expected(policy, env, tasks):
+    return evaluate(policy, env, tasks, np.random.default_rng(1))["expected_success"]
+
+
+def best_baseline(env, tasks):
+    baselines = {"similarity": make_policy("similarity", bank=env.bank), "random": RandomCandidatesPolicy(env.bank),
+                 "untrained": NeuralQPolicy(env.bank, NeuralQConfig(name="untrained", prior_shows=0))}
+    return max(expected(p, env, tasks) for p in baselines.values())
 
 
 @pytest.mark.slow
-def test_neural_q_beats_similarity_by_20_points_on_heldout_tasks(tmp_path):
+@pytest.mark.parametrize("name", ["neural", "episodic"])
+def test_learning_beats_the_best_baseline_by_20_points_on_heldout_tasks(tmp_path, name):
     env = CaseUsefulnessEnv.create(tmp_path / "bank.db", UsefulnessEnvConfig(seed=0))
-    similarity = make_policy("similarity", bank=env.bank)
-    neural = make_policy("neural", bank=env.bank, seed=0)
-    before = evaluate(neural, env, env.heldout_tasks, np.random.default_rng(1), repeats=4)["success_rate"]
-    train_online(neural, env, EPISODES, np.random.default_rng(0))
-    # The same held-out tasks and the same evaluation noise for both policies.
-    learned = evaluate(neural, env, env.heldout_tasks, np.random.default_rng(1), repeats=4)["success_rate"]
-    baseline = evaluate(similarity, env, env.heldout_tasks, np.random.default_rng(1), repeats=4)["success_rate"]
-    print(f"held-out success: similarity {baseline:.3f}, neural before {before:.3f}, after {EPISODES} episodes {learned:.3f}")
+    baseline = best_baseline(env, env.heldout_tasks)
+    policy = make_policy(name, bank=env.bank)
+    train_online(policy, env, EPISODES, np.random.default_rng(0))
+    learned = expected(policy, env, env.heldout_tasks)
+    print(f"held-out expected success: best baseline {baseline:.3f}, {name} after {EPISODES} episodes {learned:.3f}")
     assert learned >= baseline + 0.20
-    assert learned >= before + 0.20, "the gain comes from learning, not from the untrained network"
     env.bank.close()
 
 
-def test_episodic_control_learns_from_rewards(tmp_path):
-    env = CaseUsefulnessEnv.create(tmp_path / "bank.db", UsefulnessEnvConfig(families=3, seed=0))
-    similarity = make_policy("similarity", bank=env.bank)
-    episodic = make_policy("episodic", bank=env.bank)
-    train_online(episodic, env, 150, np.random.default_rng(0))
-    learned = evaluate(episodic, env, env.heldout_tasks, np.random.default_rng(1), repeats=4)["success_rate"]
-    baseline = evaluate(similarity, env, env.heldout_tasks, np.random.default_rng(1), repeats=4)["success_rate"]
-    assert learned >= baseline + 0.20
+@pytest.mark.slow
+def test_the_same_check_fails_for_a_network_that_does_not_learn(tmp_path):
+    env = CaseUsefulnessEnv.create(tmp_path / "bank.db", UsefulnessEnvConfig(seed=0))
+    baseline = best_baseline(env, env.heldout_tasks)
+    frozen = NeuralQPolicy(env.bank, NeuralQConfig(gradient_steps=0, residual_lr=0, change_threshold=0))
+    train_online(frozen, env, EPISODES, np.random.default_rng(0))
+    assert expected(frozen, env, env.heldout_tasks) < baseline + 0.20
     env.bank.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["neural", "neural-copy", "episodic"])
+def test_on_families_never_trained_on_a_learned_policy_is_not_below_similarity(tmp_path, name):
+    env = CaseUsefulnessEnv.create(tmp_path / "bank.db", UsefulnessEnvConfig(unseen_families=2, seed=0))
+    similarity = expected(make_policy("similarity", bank=env.bank), env, env.unseen_tasks)
+    policy = make_policy(name, bank=env.bank)
+    train_online(policy, env, 200, np.random.default_rng(0))
+    assert expected(policy, env, env.unseen_tasks) >= similarity - 1e-9
+    assert expected(policy, env, env.heldout_tasks) > similarity + 0.2, "it did learn the trained families"
+    env.bank.close()
+
+
+@pytest.mark.parametrize("name", ["neural", "episodic"])
+def test_with_no_evidence_a_learned_policy_ranks_as_similarity(env, name):
+    policy, similarity = make_policy(name, bank=env.bank), make_policy("similarity", bank=env.bank)
+    for task in env.heldout_tasks:
+        state = env.state(task)
+        assert [s.case.id for s in policy.select(state)] == [s.case.id for s in similarity.select(state)]
+
+
+def line_bank(tmp_path, cosines):
+    """A bank of cases whose vectors have the given cosines to the query vector e0, and the query's state."""
+    dim = 16
+    rows = []
+    for i, cosine in enumerate(cosines):
+        row = np.zeros(dim, dtype=np.float32)
+        row[0], row[1 + i] = cosine, np.sqrt(1 - cosine ** 2)
+        rows.append(row)
+    bank = CaseBank(tmp_path / "line.db", embedder=SyntheticEmbedder(dim))
+    ids = [c.id for c in bank.add_many([Case(id=f"c{i}", task=f"case {i}") for i in range(len(cosines))], vectors=np.stack(rows))]
+    query = np.zeros(dim, dtype=np.float32)
+    query[0] = 1
+    return bank, ids, TaskState(task="query", embedding=query)
+
+
+def at_cosine(state, cosine, axis):
+    vector = np.zeros_like(state.embedding)
+    vector[0], vector[axis] = cosine, np.sqrt(1 - cosine ** 2)
+    return TaskState(task=f"task at cosine {cosine}", embedding=vector)
+
+
+def test_episodic_estimates_move_at_a_useful_rate(tmp_path):
+    bank, ids, state = line_bank(tmp_path, [0.9, 0.8, 0.7, 0.6, 0.5])
+    policy = EpisodicControlPolicy(bank)
+    related = at_cosine(state, 0.6, axis=15)  # a related task, as MiniLM puts related questions
+    for reward in (0.0, 0.0, 0.0):
+        policy.record(related, [ids[0]], reward)
+        policy.record(related, [ids[1]], 1.0 - reward)
+    q = policy.q_values(state.embedding, ids[:2])
+    prior = EpisodicControlConfig().prior_q
+    # Three outcomes at a related task move the estimate most of the way (before: under 1e-2).
+    assert q[0] < prior - 0.2 and q[1] > prior + 0.2
+    assert policy.select(state, k=1)[0].case.id == ids[1]
+
+
+def test_episodic_history_far_away_does_not_outrank_untouched_nearby_cases(tmp_path):
+    bank, ids, state = line_bank(tmp_path, [0.9, 0.8, 0.7, 0.6, 0.5])
+    policy = EpisodicControlPolicy(bank)
+    unrelated = at_cosine(state, 0.1, axis=15)
+    for _ in range(20):
+        policy.record(unrelated, [ids[4]], 1.0)  # the least similar case helped, but on an unrelated task
+    ranked = [s.case.id for s in policy.select(state, k=5)]
+    assert ranked == ids, "far-away history counts for nothing: similarity's order stands"
+    assert policy.q_values(unrelated.embedding, ids[4:])[0] > 0.9
+
+
+def test_neural_evidence_counts_only_near_where_it_was_gathered(tmp_path):
+    bank, ids, state = line_bank(tmp_path, [0.9, 0.8, 0.7, 0.6, 0.5])
+    policy = NeuralQPolicy(bank, NeuralQConfig(min_replay=1, gradient_steps=4, change_threshold=0))
+    unrelated = at_cosine(state, 0.1, axis=15)
+    for _ in range(20):
+        policy.record(unrelated, [ids[4]], 1.0)
+        policy.update()
+    assert [s.case.id for s in policy.select(state, k=5)] == ids
+
+
+def test_a_run_of_failures_where_successes_were_the_rule_forgets_the_neighbourhood(env):
+    policy = make_policy("neural", bank=env.bank, min_replay=1)
+    task = env.train_tasks[0]
+    state = env.state(task)
+    shown = [s.case.id for s in policy.select(state, k=3)]
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        policy.record(state, shown, float(rng.random() < 0.9))
+        policy.update()
+    assert policy.changes == 0, "the usual failures of a 90% set are not a change"
+    assert all(policy.replay.stats[c][0] == 40 for c in shown)
+    for failures in range(1, 11):
+        policy.record(state, shown, 0.0)
+        if policy.changes:
+            break
+    assert policy.changes == 1 and failures <= 6
+    neighbourhood = {c.id for c in policy._candidates(state, env.bank, policy.config.candidates, None).cases}
+    # Forgotten: everything but the failure that revealed the change, which is fresh evidence.
+    assert {c: policy.replay.stats[c] for c in neighbourhood & set(policy.replay.stats)} == {c: (1, 0.0) for c in shown}
+    assert [t.reward for t in policy.replay.transitions if set(t.case_ids) & neighbourhood] == [0.0]
+    assert not policy.residual.keys() & (neighbourhood - set(shown))
+
+
+@pytest.mark.slow
+def test_after_a_flip_the_neural_policy_recovers_more_than_before_issue_12(tmp_path):
+    """Not the 30-episode goal (the README has the measured recovery): the change handling must help."""
+    results = {}
+    for name, config in {"now": NeuralQConfig(), "before": NeuralQConfig(prior_shows=0, residual_lr=0, recent_fraction=0,
+                                                                          change_threshold=0)}.items():
+        scores = []
+        for seed in (0, 1):
+            env = CaseUsefulnessEnv.create(tmp_path / f"{name}-{seed}.db",
+                                           UsefulnessEnvConfig(flip_families=2, seed=seed))
+            policy = NeuralQPolicy(env.bank, NeuralQConfig(**{**asdict(config), "seed": seed}))
+            rng = np.random.default_rng([seed, 0])
+            train_online(policy, env, 300, rng)
+            tasks = env.tasks_of(env.heldout_tasks, env.flip())
+            train_online(policy, env, 120, rng)
+            scores.append(expected(policy, env, tasks))
+            env.bank.close()
+        results[name] = float(np.mean(scores))
+    print(results)
+    assert results["now"] >= results["before"] + 0.1

@@ -98,7 +98,36 @@ def test_multi_step_targets_use_the_soft_bellman_backup(env):
 def test_episodic_multi_step_target_adds_the_discounted_next_value(env):
     policy = make_policy("episodic", bank=env.bank, gamma=0.5)
     first, second = env.state(env.train_tasks[0]), env.state(env.train_tasks[1])
+    # Nothing is known about the next state yet, so its candidates are worth their similarity prior.
+    following = policy._candidates(second, env.bank, policy.config.candidates, None)
+    prior = policy.q_values(second.embedding, [c.id for c in following.cases], following.similarities)
+    alpha = policy.config.alpha
+    value = alpha * np.log(np.mean(np.exp(prior / alpha)))
+    assert prior.min() <= value <= prior.max() and prior.max() > prior.min()
     policy.record(first, [policy.select(first)[0].case.id], 0.0, next_state=second, done=False)
     entry = next(iter(policy.entries.values()))
-    # Nothing is known about the next state yet, so every candidate is worth prior_q.
-    assert entry.q[0] == pytest.approx(0.5 * policy.config.prior_q)
+    assert entry.q[0] == pytest.approx(0.5 * value)
+
+
+def test_sampling_can_favour_recent_steps(env, rng):
+    policy = make_policy("neural", bank=env.bank, gradient_steps=0)
+    train_online(policy, env, 50, rng)
+    recent_ids = {t.row_id for t in list(policy.replay.transitions)[-5:]}
+    batch = policy.replay.sample(20, np.random.default_rng(0), recent=10, window=5)
+    assert len(batch) == 20 and sum(t.row_id in recent_ids for t in batch) >= 10
+    uniform = policy.replay.sample(2000, np.random.default_rng(0))
+    assert np.mean([t.row_id in recent_ids for t in uniform]) == pytest.approx(5 / 50, abs=0.03)
+
+
+def test_forgetting_cases_drops_their_steps_and_statistics_in_the_file_too(tmp_path):
+    env = CaseUsefulnessEnv.create(tmp_path / "bank.db", SMALL)
+    policy = make_policy("neural", bank=env.bank, gradient_steps=0)
+    train_online(policy, env, 30, np.random.default_rng(0))
+    gone = policy.replay.transitions[0].case_ids[0]
+    keep = [t.row_id for t in policy.replay.transitions if gone not in t.case_ids]
+    assert policy.replay.forget([gone]) == 30 - len(keep) > 0
+    assert [t.row_id for t in policy.replay.transitions] == keep
+    assert gone not in policy.replay.stats and policy.replay.shown_where(gone) is None
+    again = make_policy("neural", bank=env.bank)
+    assert [t.row_id for t in again.replay.transitions] == keep and gone not in again.replay.stats
+    env.bank.close()
