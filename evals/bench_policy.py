@@ -3,8 +3,11 @@
 Builds a bank of --cases synthetic cases at MiniLM's dimension (384), trains nothing, and times:
 the raw FAISS search (the library alone) and the bank's search for the 64 candidates; scoring 64
 candidates and choosing K (features, the network, top-K or sampling; goal under 1 ms); a whole
-`select`; one `record`; one gradient step on a batch of 32 recorded episodes (goal under 5 ms);
-and the episodic-control estimate over 64 candidates. Times are medians over --repeats calls.
+`select`; one `record`; one gradient step on a batch of 32 recorded episodes (goal under 5 ms
+median), next to a bare torch step of the same network (prebuilt tensors, forward, loss,
+backward, fused AdamW) timed in alternation with it, so that both see the same load and their
+ratio is the policy's own overhead; and the episodic-control estimate over 64 candidates.
+Times are medians over --repeats calls.
 
     python -m evals.bench_policy
     python -m evals.bench_policy --cases 2000 --repeats 100 --out runs/bench
@@ -54,6 +57,45 @@ def timed(function: Callable[[], object], repeats: int) -> dict[str, float]:
             "p90_ms": float(np.percentile(samples, 90))}
 
 
+def timed_pair(first: Callable[[], object], second: Callable[[], object], repeats: int) -> tuple[dict, dict]:
+    """`timed` for two functions called in alternation, so that both see the same load."""
+    first(), second(), first(), second()
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for function, into in ((first, samples[0]), (second, samples[1])):
+            start = time.perf_counter()
+            function()
+            into.append((time.perf_counter() - start) * 1000)
+    return tuple({"p10_ms": float(np.percentile(s, 10)), "median_ms": float(np.median(s)),
+                  "p90_ms": float(np.percentile(s, 90))} for s in samples)
+
+
+def bare_step(policy, batch) -> Callable[[], None]:
+    """One optimiser step of a copy of the policy's network on prebuilt tensors: the floor for `gradient_step`."""
+    import copy
+
+    import torch
+    from torch.nn import functional as F
+
+    from policies.neural_q import _padded
+
+    net = copy.deepcopy(policy.net)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=policy.config.lr, weight_decay=policy.config.weight_decay,
+                                  fused=True)
+    states, cases, features, shown = _padded(batch, [t.case_vectors for t in batch], [t.case_features for t in batch])
+    targets = torch.tensor([t.reward for t in batch], dtype=torch.float32)
+
+    def step() -> None:
+        with torch_threads(policy.config.torch_threads):
+            loss = F.binary_cross_entropy_with_logits(net.base(states) + (net(states, cases, features) * shown).sum(1),
+                                                      targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    return step
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10_000, help="cases in the bank")
@@ -61,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for policy.json")
     args = parser.parse_args(argv)
 
+    load_at_start = os.getloadavg()[0]
     rng = np.random.default_rng(0)
     vectors = normalize_rows(rng.standard_normal((args.cases, DIM)).astype(np.float32))
     queries = normalize_rows(vectors[rng.integers(args.cases, size=64)] + 0.3 * rng.standard_normal((64, DIM)) / np.sqrt(DIM))
@@ -106,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
             with torch_threads(neural.config.torch_threads):
                 neural.gradient_step(batch)
 
-        results["neural_gradient_step_batch_32"] = timed(gradient_step, args.repeats)
+        results["neural_gradient_step_batch_32"], results["bare_torch_step_batch_32"] = timed_pair(
+            gradient_step, bare_step(neural, batch), args.repeats)
         single = make_policy("neural", bank=bank, candidates=CANDIDATES, gradient_steps=1)
         results["neural_update_1_step_with_sampling"] = timed(single.update, args.repeats)
 
@@ -123,8 +167,10 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "cases": args.cases, "dim": DIM, "candidates": CANDIDATES, "k": K, "batch": BATCH,
         "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                    "load_average_1m": os.getloadavg()[0], "torch_threads": neural.config.torch_threads, "faiss_threads": 1},
+                    "load_average_1m_start": load_at_start, "load_average_1m": os.getloadavg()[0], "torch_threads": neural.config.torch_threads, "faiss_threads": 1},
         "goals_ms": {"neural_score_64_and_top_k": 1.0, "neural_gradient_step_batch_32": 5.0},
+        "gradient_step_over_bare_torch": (results["neural_gradient_step_batch_32"]["median_ms"]
+                                          / results["bare_torch_step_batch_32"]["median_ms"]),
         "results": {name: {**values, "x_faiss_raw": values["median_ms"] / faiss_ms} for name, values in results.items()},
     }
     print(f"{'measurement':<40}{'p10 ms':>9}{'median ms':>11}{'p90 ms':>9}{'x raw FAISS':>13}  goal: p10 / median")
@@ -133,6 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         verdict = "" if goal is None else " / ".join(
             "ok" if values[key] < goal else "missed" for key in ("p10_ms", "median_ms")) + f" (< {goal:g} ms)"
         print(f"{name:<40}{values['p10_ms']:>9.3f}{values['median_ms']:>11.3f}{values['p90_ms']:>9.3f}{values['x_faiss_raw']:>13.2f}  {verdict}")
+    print(f"gradient step / bare torch step of the same network (medians): {report['gradient_step_over_bare_torch']:.2f}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "policy.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out / 'policy.json'} ({args.cases} cases, dim {DIM}, 1 torch and 1 FAISS thread, "

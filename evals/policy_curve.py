@@ -1,136 +1,283 @@
-"""Success rate against online episodes for each case-selection policy, in the controlled env.
+"""What learning adds to case selection, measured in the controlled env against baselines that learn nothing.
 
-The env (`envs/case_usefulness.py`) makes the most similar cases harmful and less similar ones
-helpful. Each policy learns online on the training tasks (select with exploration, reward,
-record, update) and is evaluated every few episodes on held-out tasks of the same families
-(no exploration, no learning). Several seeds give the spread (mean +- std across seeds).
+The env (`envs/case_usefulness.py`) has few useful (gold) cases per family, look-alikes that
+hurt a little and decoys as similar as the gold ones, so similarity, a random K of the top N
+and an untrained network all stay near the no-memory success rate. Each learned policy learns
+online on the training tasks (select with exploration, reward, record, update) and is scored
+every few episodes, without exploration or learning, in three variants:
 
-    python -m evals.policy_curve                                 # 5 seeds x 400 episodes
-    python -m evals.policy_curve --seeds 2 --episodes 100 --out runs/policy_curve_smoke
+- `heldout`: new tasks of the families it trained on (what learning should win);
+- `transfer`: tasks of families that never appeared in training (a learned policy should not
+  fall below similarity there);
+- `flip`: after `--flip-at` episodes usefulness changes in half the families (gold and
+  look-alikes swap gains); scored on those families' held-out tasks every `--flip-every`
+  episodes, against the best K cases after the flip, and against the goal of getting within
+  5 points of it within 30 episodes.
 
-Writes `curve.json` and `curve.png` under --out and prints a table.
+The learned policies also run with the settings they had before issue 12 (`*-before`), to show
+what the back-off to similarity, the change handling and the episodic-control kernel repair
+changed.
+
+The score is the expected success (the mean chance of success of the chosen sets over the
+tasks, free of Bernoulli noise). Every policy sees the same envs and seeds; intervals are 95 %
+t-intervals over the seeds.
+
+    python -m evals.policy_curve                                          # 5 seeds, all variants
+    python -m evals.policy_curve --seeds 2 --episodes 100 --variants heldout --out runs/policy_curve_smoke
+
+Writes `curve.json` and one PNG per variant under --out (`--images docs/images` also copies the
+PNGs there for the README) and prints a table per variant.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig, evaluate, train_online
-from policies import make_policy
+from policies import POLICIES
+from policies.episodic_control import EpisodicControlConfig, EpisodicControlPolicy
+from policies.neural_q import NeuralQConfig, NeuralQPolicy
+from policies.random_candidates import RandomCandidatesConfig, RandomCandidatesPolicy
 
-POLICY_LABELS = {
+BASELINES = {
     "similarity": "similarity (top-K cosine)",
+    "random": "random K of the top 32",
+    "untrained": "untrained network (no learning, no back-off)",
+}
+LEARNED = {
     "neural": "neural soft-Q, set-model credit",
     "neural-copy": "neural soft-Q, copy-the-reward credit",
     "episodic": "episodic control (kernel)",
 }
+BEFORE = {
+    "neural-before": "neural as before issue 12 (no back-off, no change handling)",
+    "episodic-before": "episodic as before issue 12 (narrow kernel, flat prior)",
+}
+"""The learned policies with the settings they had before the back-off, change handling and kernel repair."""
+LABELS = {**BASELINES, **LEARNED, **BEFORE}
+VARIANTS = ("heldout", "transfer", "flip")
+ENV_CONFIGS = {
+    "heldout": UsefulnessEnvConfig(),
+    "transfer": UsefulnessEnvConfig(unseen_families=2),
+    "flip": UsefulnessEnvConfig(flip_families=2),
+}
+RECOVERY_POINTS = 0.05
+RECOVERY_EPISODES = 30
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         15: 2.131, 20: 2.086, 30: 2.042}
+"""Student-t 97.5 % quantiles by degrees of freedom (a 95 % two-sided interval)."""
 
 
-def checkpoints(episodes: int, every: int) -> list[int]:
-    """Episode counts at which the policy is evaluated: 0, every, 2*every, ..., episodes."""
-    points = list(range(0, episodes + 1, every))
-    return points if points[-1] == episodes else points + [episodes]
+def make(name: str, bank, seed: int):
+    """A fresh policy called `name` (a baseline or a `make_policy` name) on `bank`."""
+    if name == "random":
+        return RandomCandidatesPolicy(bank, RandomCandidatesConfig(seed=seed))
+    if name == "untrained":
+        return NeuralQPolicy(bank, NeuralQConfig(seed=seed, prior_shows=0))
+    if name == "neural-before":
+        return NeuralQPolicy(bank, NeuralQConfig(name=name, seed=seed, prior_shows=0, residual_lr=0, recent_fraction=0,
+                                                 change_threshold=0))
+    if name == "episodic-before":
+        return EpisodicControlPolicy(bank, EpisodicControlConfig(name=name, seed=seed, bandwidth=0.3, prior_weight=0.05,
+                                                                 min_similarity=-1, prior_slope=0, min_step=1e-9))
+    cls, implied = POLICIES[name]
+    return cls(bank, cls.config_class(**implied, **({} if name == "similarity" else {"seed": seed})))
 
 
-def run_one(name: str, seed: int, episodes: list[int], repeats: int, workdir: Path) -> dict:
-    """One learning run: held-out success at each checkpoint, and the wall time."""
-    env = CaseUsefulnessEnv.create(workdir / f"{name}-{seed}.db", UsefulnessEnvConfig(seed=seed))
-    config = {} if name == "similarity" else {"seed": seed}
-    policy = make_policy(name, bank=env.bank, **config)
+def checkpoints(episodes: int, every: int, start: int = 0) -> list[int]:
+    """Episode counts at which a policy is scored: start, start + every, ..., start + episodes."""
+    points = list(range(start, start + episodes + 1, every))
+    return points if points[-1] == start + episodes else points + [start + episodes]
+
+
+def run_one(name: str, variant: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict:
+    """One learning run in one variant: expected success at each checkpoint, and the wall time."""
+    env = CaseUsefulnessEnv.create(workdir / f"{variant}-{name}-{seed}.db", _config(variant, seed))
+    policy = make(name, env.bank, seed)
+    learns = name in LEARNED or name in BEFORE
     train_rng = np.random.default_rng([seed, 0])
-    observed, expected, done, started = [], [], 0, time.perf_counter()
-    for target in episodes:
-        train_online(policy, env, target - done, train_rng)
-        done = target
+    started = time.perf_counter()
+
+    def score(tasks) -> float:
         # The same evaluation noise at every checkpoint and for every policy.
-        result = evaluate(policy, env, env.heldout_tasks, np.random.default_rng([seed, 1]), repeats=repeats)
-        observed.append(result["success_rate"])
-        expected.append(result["expected_success"])
-    ceiling = float(np.mean([env.best_success_probability(t, policy.config.k) for t in env.heldout_tasks]))
+        return evaluate(policy, env, tasks, np.random.default_rng([seed, 1]))["expected_success"]
+
+    def curve(points: list[int], tasks, done: int) -> list[float]:
+        values = []
+        for point in points:
+            if learns:
+                train_online(policy, env, point - done, train_rng)
+            done = point
+            values.append(score(tasks))
+        return values
+
+    k = policy.config.k
+    if variant == "flip":
+        before = curve(checkpoints(args.flip_at, args.every), env.heldout_tasks, 0)
+        tasks = env.tasks_of(env.heldout_tasks, env.flip())
+        after = curve(checkpoints(args.after_flip, args.flip_every, args.flip_at), tasks, args.flip_at)
+        result = {"before": before, "after": after,
+                  "optimum": float(np.mean([env.best_success_probability(t, k) for t in tasks]))}
+    else:
+        tasks = env.unseen_tasks if variant == "transfer" else env.heldout_tasks
+        result = {"curve": curve(checkpoints(args.episodes, args.every), tasks, 0),
+                  "optimum": float(np.mean([env.best_success_probability(t, k) for t in tasks]))}
+    result["seconds"] = time.perf_counter() - started
+    result["changes_detected"] = getattr(policy, "changes", 0)
     env.bank.close()
-    return {"success_rate": observed, "expected_success": expected, "ceiling": ceiling,
-            "seconds": time.perf_counter() - started}
+    return result
 
 
-def summarise(runs: list[dict], key: str) -> dict:
-    values = np.array([run[key] for run in runs])
-    return {"mean": values.mean(axis=0).round(4).tolist(), "std": values.std(axis=0).round(4).tolist(),
-            "per_seed": values.round(4).tolist()}
+def _config(variant: str, seed: int) -> UsefulnessEnvConfig:
+    return UsefulnessEnvConfig(**{**asdict(ENV_CONFIGS[variant]), "seed": seed})
 
 
-def plot(result: dict, path: Path) -> None:
+def interval(values: np.ndarray) -> dict:
+    """Mean and 95 % t-interval over the first axis (seeds)."""
+    n = values.shape[0]
+    mean = values.mean(axis=0)
+    if n < 2:
+        return {"mean": mean.round(4).tolist(), "low": mean.round(4).tolist(), "high": mean.round(4).tolist()}
+    t = T_975[max(d for d in T_975 if d <= n - 1)]
+    half = t * values.std(axis=0, ddof=1) / np.sqrt(n)
+    return {"mean": mean.round(4).tolist(), "low": (mean - half).round(4).tolist(), "high": (mean + half).round(4).tolist()}
+
+
+def recovery(after: list[float], points: list[int], optimum: float, flip_at: int) -> int | None:
+    """Episodes after the flip until the score is first within RECOVERY_POINTS of the optimum (None: never)."""
+    for point, value in zip(points, after):
+        if value >= optimum - RECOVERY_POINTS:
+            return point - flip_at
+    return None
+
+
+def summarise(name: str, variant: str, runs: list[dict], args: argparse.Namespace) -> dict:
+    """Across seeds: intervals per checkpoint, the optimum, and for the flip its recovery."""
+    summary = {"label": LABELS[name], "seconds_per_run": float(np.mean([r["seconds"] for r in runs])),
+               "optimum": float(np.mean([r["optimum"] for r in runs])),
+               "changes_detected": [r["changes_detected"] for r in runs]}
+    if variant != "flip":
+        values = np.array([r["curve"] for r in runs])
+        return {**summary, "curve": interval(values), "per_seed": values.round(4).tolist()}
+    after_points = checkpoints(args.after_flip, args.flip_every, args.flip_at)
+    after = np.array([r["after"] for r in runs])
+    recovered = [recovery(r["after"], after_points, r["optimum"], args.flip_at) for r in runs]
+    at = after_points.index(min(after_points, key=lambda p: abs(p - args.flip_at - RECOVERY_EPISODES)))
+    return {**summary, "before": interval(np.array([r["before"] for r in runs])), "after": interval(after),
+            "per_seed_after": after.round(4).tolist(), "recovery_episodes": recovered,
+            "recovered_within_30": int(sum(r is not None and r <= RECOVERY_EPISODES for r in recovered)),
+            "at_30": interval(after[:, at])}
+
+
+def plot(result: dict, variant: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    episodes = result["episodes"]
+    data = result["variants"][variant]
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
-    for name, data in result["policies"].items():
-        mean, std = np.array(data["success_rate"]["mean"]), np.array(data["success_rate"]["std"])
-        axes.plot(episodes, mean, label=POLICY_LABELS.get(name, name), linewidth=2)
-        axes.fill_between(episodes, mean - std, mean + std, alpha=0.2)
-    axes.axhline(result["ceiling"], color="grey", linestyle="--", linewidth=1, label="best possible K cases")
+    for name, summary in data["policies"].items():
+        if variant == "flip":
+            episodes = data["before_episodes"] + data["after_episodes"]
+            series = {key: summary["before"][key] + summary["after"][key] for key in ("mean", "low", "high")}
+        else:
+            episodes, series = data["episodes"], summary["curve"]
+        style = "--" if name in BASELINES else ":" if name in BEFORE else "-"
+        axes.plot(episodes, series["mean"], style, label=summary["label"], linewidth=2)
+        axes.fill_between(episodes, series["low"], series["high"], alpha=0.15)
+    optimum = next(iter(data["policies"].values()))["optimum"]
+    axes.axhline(optimum, color="grey", linestyle=":", linewidth=1, label="best K cases")
+    if variant == "flip":
+        axes.axvline(result["flip_at"], color="black", linewidth=1)
+        axes.axvspan(result["flip_at"], result["flip_at"] + RECOVERY_EPISODES, color="grey", alpha=0.1,
+                     label=f"{RECOVERY_EPISODES} episodes after the flip")
+    titles = {"heldout": "new tasks of the trained families", "transfer": "families never seen in training",
+              "flip": "flipped families: usefulness changes at the line"}
     axes.set_xlabel("online learning episodes")
-    axes.set_ylabel("success rate on held-out tasks")
+    axes.set_ylabel("expected success")
     axes.set_ylim(0, 1)
-    axes.set_title(f"Case selection where similar cases hurt ({result['seeds']} seeds, mean ± std)")
-    axes.legend(loc="center right", fontsize=8)
+    axes.set_title(f"{titles[variant]} ({result['seeds']} seeds, mean and 95 % CI)", fontsize=10)
+    axes.legend(loc="upper left", fontsize=7)
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def table(result: dict) -> str:
-    episodes = result["episodes"]
-    shown = sorted({0, episodes[len(episodes) // 4], episodes[len(episodes) // 2], episodes[-1]})
-    header = f"{'policy':<40}" + "".join(f"{'ep ' + str(e):>16}" for e in shown) + f"{'s/run':>8}"
-    lines = [header, "-" * len(header)]
-    for name, data in result["policies"].items():
-        cells = "".join(
-            f"{data['success_rate']['mean'][episodes.index(e)]:>9.3f} ± {data['success_rate']['std'][episodes.index(e)]:.3f}"
-            for e in shown)
-        lines.append(f"{POLICY_LABELS.get(name, name):<40}{cells}{data['seconds_per_run']:>8.1f}")
-    lines.append(f"{'ceiling (best K cases)':<40}{result['ceiling']:>16.3f}")
+def table(result: dict, variant: str) -> str:
+    data = result["variants"][variant]
+    cell: Callable[[dict, int], str] = lambda s, i: f"{s['mean'][i]:.3f} [{s['low'][i]:.2f}, {s['high'][i]:.2f}]"
+    lines = [f"== {variant} =="]
+    if variant == "flip":
+        after = data["after_episodes"]
+        shown = sorted({0, len(after) - 1} | {after.index(p) for p in after if p - result["flip_at"] in (10, 30, 60)})
+        header = f"{'policy':<46}{'before flip':>22}" + "".join(f"{'+' + str(after[i] - result['flip_at']):>22}" for i in shown)
+        lines += [header + f"{'within 30':>11}", "-" * (len(header) + 11)]
+        for summary in data["policies"].values():
+            cells = "".join(f"{cell(summary['after'], i):>22}" for i in shown)
+            lines.append(f"{summary['label']:<46}{cell(summary['before'], -1):>22}{cells}"
+                         f"{summary['recovered_within_30']:>6}/{result['seeds']}")
+    else:
+        episodes = data["episodes"]
+        shown = sorted({0, len(episodes) // 4, len(episodes) // 2, len(episodes) - 1})
+        header = f"{'policy':<46}" + "".join(f"{'ep ' + str(episodes[i]):>22}" for i in shown)
+        lines += [header + f"{'s/run':>7}", "-" * (len(header) + 7)]
+        for summary in data["policies"].values():
+            cells = "".join(f"{cell(summary['curve'], i):>22}" for i in shown)
+            lines.append(f"{summary['label']:<46}{cells}{summary['seconds_per_run']:>7.1f}")
+    lines.append(f"{'best K cases':<46}{next(iter(data['policies'].values()))['optimum']:>22.3f}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="independent runs per policy (env, init, exploration)")
-    parser.add_argument("--episodes", type=int, default=400, help="online learning episodes per run")
-    parser.add_argument("--every", type=int, default=50, help="evaluate every this many episodes")
-    parser.add_argument("--repeats", type=int, default=4, help="evaluation episodes per held-out task")
-    parser.add_argument("--policies", default=",".join(POLICY_LABELS), help="comma-separated names for make_policy")
-    parser.add_argument("--out", type=Path, default=Path("runs/policy_curve"), help="folder for curve.json and curve.png")
+    parser.add_argument("--episodes", type=int, default=400, help="online learning episodes (heldout, transfer)")
+    parser.add_argument("--every", type=int, default=50, help="score every this many episodes")
+    parser.add_argument("--flip-at", type=int, default=300, help="flip variant: episodes before usefulness changes")
+    parser.add_argument("--after-flip", type=int, default=150, help="flip variant: episodes after the change")
+    parser.add_argument("--flip-every", type=int, default=5, help="flip variant: score every this many episodes after it")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--policies", default=",".join(LABELS), help=f"comma-separated, of {', '.join(LABELS)}")
+    parser.add_argument("--out", type=Path, default=Path("runs/policy_curve"), help="folder for curve.json and the PNGs")
+    parser.add_argument("--images", type=Path, default=None, help="also copy the PNGs here (docs/images for the README)")
     args = parser.parse_args(argv)
 
-    episodes = checkpoints(args.episodes, args.every)
-    result = {"episodes": episodes, "seeds": args.seeds, "repeats": args.repeats,
-              "env": asdict(UsefulnessEnvConfig()), "metric": "success rate on held-out tasks", "policies": {}}
+    result = {"seeds": args.seeds, "flip_at": args.flip_at, "metric": "expected success (mean chance of success of the shown sets)",
+              "interval": "95% t-interval over seeds", "variants": {}}
     with tempfile.TemporaryDirectory(prefix="policy-curve-") as workdir:
-        for name in args.policies.split(","):
-            runs = [run_one(name, seed, episodes, args.repeats, Path(workdir)) for seed in range(args.seeds)]
-            result["policies"][name] = {
-                "success_rate": summarise(runs, "success_rate"),
-                "expected_success": summarise(runs, "expected_success"),
-                "seconds_per_run": float(np.mean([run["seconds"] for run in runs])),
-            }
-            result["ceiling"] = float(np.mean([run["ceiling"] for run in runs]))
-            print(f"{name}: done ({result['policies'][name]['seconds_per_run']:.1f} s per run)", flush=True)
+        for variant in args.variants.split(","):
+            data = {"env": asdict(ENV_CONFIGS[variant]), "policies": {}}
+            if variant == "flip":
+                data["before_episodes"] = checkpoints(args.flip_at, args.every)
+                data["after_episodes"] = checkpoints(args.after_flip, args.flip_every, args.flip_at)
+            else:
+                data["episodes"] = checkpoints(args.episodes, args.every)
+            result["variants"][variant] = data
+            for name in args.policies.split(","):
+                runs = [run_one(name, variant, seed, args, Path(workdir)) for seed in range(args.seeds)]
+                data["policies"][name] = summarise(name, variant, runs, args)
+                print(f"{variant} / {name}: done ({data['policies'][name]['seconds_per_run']:.1f} s per run)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "curve.json").write_text(json.dumps(result, indent=2))
-    plot(result, args.out / "curve.png")
-    print(table(result))
-    print(f"wrote {args.out / 'curve.json'} and {args.out / 'curve.png'}")
+    for variant in result["variants"]:
+        path = args.out / f"policy_{variant}.png"
+        plot(result, variant, path)
+        if args.images is not None:
+            args.images.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, args.images / path.name)
+        print(table(result, variant) + "\n")
+    print(f"wrote {args.out / 'curve.json'} and {', '.join(f'policy_{v}.png' for v in result['variants'])}")
     return result
 
 
