@@ -5,6 +5,7 @@
     python -m evals.main_job --spec-seed 7            # a world whose relations and question shapes the code never saw
     python -m evals.main_job --arms none,similarity,neural --train-tasks 90 --test-tasks 60   # the longer run
     python -m evals.main_job --suite hotpotqa         # the same protocol on shared HotpotQA questions
+    python -m evals.main_job --fallback plan --train-tasks 4 --test-tasks 4   # the LLM planner instead (slow)
     python -m evals.main_job --resume runs/main_job/fictional-20260101-120000   # finish a stopped run
 
 The agent runs on SmolLM2-135M through llama.cpp (embedded, CPU) with a BM25 search tool, in the
@@ -52,10 +53,10 @@ AGENT_OPTIONS = {"fallback": "explore"}
 
 def suite_config(suite: str, *, train_tasks: int, test_tasks: int, iterations: int, arms: list[str], out_dir: Path,
                  data_dir: Path | None = None, seed: int = 0, spec_seed: int | None = None,
-                 concurrency: int = 1) -> EvalConfig:
+                 concurrency: int = 1, fallback: str = AGENT_OPTIONS["fallback"]) -> EvalConfig:
     """The main job's EvalConfig for `suite` ('fictional' or 'hotpotqa'): a train pass, then a held-out test pass."""
     common = dict(out_dir=out_dir, arms=arms, iterations=iterations, seed=seed, concurrency=concurrency,
-                  protocol="split", agent_options=dict(AGENT_OPTIONS))
+                  protocol="split", agent_options={**AGENT_OPTIONS, "fallback": fallback})
     if suite == "fictional":
         world = {"world_seed": seed, "n_entities": WORLD_SIZE}
         if spec_seed is not None:
@@ -87,6 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # One at a time by default: the embedded backend serialises its calls anyway, so more in flight
     # would not be faster, and sequential episodes keep the order in which each arm learns fixed.
     parser.add_argument("--concurrency", type=int, default=1, help="episodes in flight (use more with a server)")
+    parser.add_argument("--fallback", choices=("explore", "plan"), default=AGENT_OPTIONS["fallback"],
+                        help="without a fitting procedure: explore (default) or the LLM planner (the old path)")
     parser.add_argument("--data-dir", type=Path, help="shared data folder (hotpotqa suite)")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/main_job/<suite>-<time>)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish the run in RUN_DIR with its own config")
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             config = suite_config(args.suite, train_tasks=args.train_tasks or train, test_tasks=args.test_tasks or test,
                                   iterations=args.iterations, arms=args.arms.split(","), out_dir=out,
                                   data_dir=args.data_dir, seed=args.seed, spec_seed=args.spec_seed,
-                                  concurrency=args.concurrency)
+                                  concurrency=args.concurrency, fallback=args.fallback)
         print(f"run folder: {config.out_dir}  (if stopped, finish it with: python -m evals.main_job "
               f"--resume {config.out_dir})", flush=True)
         summary = run_eval(config, progress=not args.no_progress)
