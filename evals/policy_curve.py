@@ -185,7 +185,7 @@ def plot(result: dict, variant: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     data = result["variants"][variant]
-    figure, axes = plt.subplots(figsize=(7.5, 4.5))
+    figure, axes = plt.subplots(figsize=(10.5, 4.5))
     for name, summary in data["policies"].items():
         if variant == "flip":
             episodes = data["before_episodes"] + data["after_episodes"]
@@ -202,12 +202,12 @@ def plot(result: dict, variant: str, path: Path) -> None:
         axes.axvspan(result["flip_at"], result["flip_at"] + RECOVERY_EPISODES, color="grey", alpha=0.1,
                      label=f"{RECOVERY_EPISODES} episodes after the flip")
     titles = {"heldout": "new tasks of the trained families", "transfer": "families never seen in training",
-              "flip": "flipped families: usefulness changes at the line"}
+              "flip": "usefulness changes at the line (before: all families, after: the flipped ones)"}
     axes.set_xlabel("online learning episodes")
     axes.set_ylabel("expected success")
     axes.set_ylim(0, 1)
     axes.set_title(f"{titles[variant]} ({result['seeds']} seeds, mean and 95 % CI)", fontsize=10)
-    axes.legend(loc="upper left", fontsize=7)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -104,8 +104,7 @@ MIN_SHOWN_FOR_CHANGE = 5
 REFERENCE_CAP = 0.8
 """The change detector never takes a case's success rate as surer than this: after a streak of
 successes the moving average nears 1, and two failures of a 90 % case would look like a change
-(simulated: 8 false alarms per 3000 shows of a 90 % case with a cap of 0.98, 0.2 with 0.8, for a
-detection delay of 8 shows after a drop from 70 % to 15 %)."""
+(simulated: about 8 false alarms per 3000 shows of a 90 % case with a cap of 0.98, 0.2 with 0.8)."""
 
 RECENT_RATE_STEP = 0.1
 """Step of the moving average of a case's rewards, the change detector's reference (about its last 10 shows)."""
@@ -376,8 +375,9 @@ class NeuralQPolicy(CaseSelectionPolicy):
         p0 the case's recent success rate when shown (a moving average over about 10 shows) and
         p1 = change_drop * p0. A success lowers the sum and a failure raises it by more the
         likelier success was (up to `REFERENCE_CAP`), so a run of failures of a case that used to
-        succeed crosses the threshold, about 8 shows after a drop from 70 % to 15 %, while the
-        usual failures of a 70 % case do not (the sum drifts down while p0 holds). The reference is the case's own recent record, not the network's prediction:
+        succeed crosses the threshold (simulated: a median of 13 shows after a drop from 70 % to
+        15 %), while the usual failures of a 70 % case do not (about one false alarm per 3000
+        shows). A drop from 50 % is mostly missed: the moving average follows it down first. The reference is the case's own recent record, not the network's prediction:
         the network is overconfident early on and raised false alarms. Once crossed, the steps
         and statistics of every candidate of the state are forgotten: their scores fall back to
         the similarity prior (`backed_off`) and the network relearns them from recent-weighted
