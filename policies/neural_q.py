@@ -44,9 +44,9 @@ world that changes (a tool or site changes, an answer goes stale):
   follows outcomes at once and shrinks back as the network catches up;
 - recency-aware replay: half of each minibatch comes from the last `recent_window` steps;
 - change detection: a Bernoulli CUSUM per case of outcomes against the case's recent success
-  rate (`_watch_for_change`); when it crosses `change_threshold`, the policy forgets its steps
-  and statistics for every candidate of that task, which sends their scores back to the
-  similarity prior until fresh evidence comes in.
+  rate (`policies/change_detection.py`); when it crosses `change_threshold`, the policy forgets
+  its steps and statistics for every candidate of that task, which sends their scores back to
+  the similarity prior until fresh evidence comes in.
 
 How far this gets is measured by the flip variant of `python -m evals.policy_curve`; it is
 slower than the 30 episodes asked for (see the README), because a drop in success is only
@@ -93,21 +93,11 @@ from memento.case import Case
 from memento.errors import PolicyError, ValidationError
 from policies.base import (Candidates, CaseSelectionPolicy, Selection, TaskState, check_config,
                            sample_without_replacement, top_k)
+from policies.change_detection import ChangeDetector
 from policies.replay import ReplayBuffer, Transition
 
 FEATURES = ("cosine", "stored_reward", "log_age_days", "log_times_shown", "mean_reward_shown")
 """The per-case features the network sees next to the embeddings."""
-
-MIN_SHOWN_FOR_CHANGE = 5
-"""A case's outcomes are watched for a change once it has been shown this often."""
-
-REFERENCE_CAP = 0.8
-"""The change detector never takes a case's success rate as surer than this: after a streak of
-successes the moving average nears 1, and two failures of a 90 % case would look like a change
-(simulated: about 8 false alarms per 3000 shows of a 90 % case with a cap of 0.98, 0.2 with 0.8)."""
-
-RECENT_RATE_STEP = 0.1
-"""Step of the moving average of a case's rewards, the change detector's reference (about its last 10 shows)."""
 
 USEFULNESS_STATES = 16
 """How many recorded task states a case's usefulness is averaged over."""
@@ -226,15 +216,12 @@ class NeuralQPolicy(CaseSelectionPolicy):
     def __init__(self, bank: Any = None, config: NeuralQConfig | None = None):
         self.net: CaseScorer | None = None
         self.replay: ReplayBuffer | None = None
-        self.surprise: dict[str, float] = {}
-        """case id -> CUSUM of the evidence that outcomes fell below the prediction (in memory only)."""
         self.residual: dict[str, float] = {}
         """case id -> fast per-case correction of Q in logits, fitted online to outcomes (in memory only)."""
-        self.recent_rate: dict[str, float] = {}
-        """case id -> moving average of the rewards it was shown with (in memory only)."""
         self.changes = 0
         """Changes detected since the policy was created."""
         super().__init__(bank, config)
+        self.detector = ChangeDetector(self.config.change_threshold, self.config.change_drop)
         self.rng = np.random.default_rng(self.config.seed)
 
     def _on_bind(self, bank: Any) -> None:
@@ -340,13 +327,14 @@ class NeuralQPolicy(CaseSelectionPolicy):
                 next_vectors=following.vectors, next_features=self.features(following.cases, following.similarities),
             )
         if done and cases:
-            self._follow_outcome(transition)
+            if self.config.residual_lr > 0:
+                self._follow_outcome(transition)
             if self.config.change_threshold > 0:
                 self._watch_for_change(state, transition, namespace)
         self.replay.add(transition)
 
-    def _follow_outcome(self, transition: Transition) -> float:
-        """One SGD step of the per-case residuals on this outcome; returns the network's predicted success.
+    def _follow_outcome(self, transition: Transition) -> None:
+        """One SGD step of the per-case residuals on this outcome's cross-entropy.
 
         The network learns slowly from minibatches over the whole buffer; the residual moves each
         shown case's score by residual_lr * (r - p) at once, where p is the predicted chance of
@@ -358,51 +346,27 @@ class NeuralQPolicy(CaseSelectionPolicy):
             baseline = float(self.net.base(states)[0])
         residuals = np.array([self.residual.get(c, 0.0) for c in transition.case_ids])
         if self.config.credit == "set":
-            network = _sigmoid(baseline + float(q.sum()))
-            with_residuals = np.full(len(q), _sigmoid(baseline + float((q + residuals).sum())))
+            # The set model: one prediction for the shown set, its error shared by every shown case.
+            predicted = np.full(len(q), _sigmoid(baseline + float((q + residuals).sum())))
         else:
-            network = float(np.mean(1.0 / (1.0 + np.exp(-(baseline + q)))))
-            with_residuals = 1.0 / (1.0 + np.exp(-(baseline + q + residuals)))
-        if self.config.residual_lr > 0:
-            for case_id, value, p in zip(transition.case_ids, residuals, with_residuals):
-                self.residual[case_id] = float(np.clip(value + self.config.residual_lr * (transition.reward - p), -4.0, 4.0))
-        return network
+            predicted = 1.0 / (1.0 + np.exp(-(baseline + q + residuals)))
+        for case_id, value, p in zip(transition.case_ids, residuals, predicted):
+            self.residual[case_id] = float(np.clip(value + self.config.residual_lr * (transition.reward - p), -4.0, 4.0))
 
     def _watch_for_change(self, state: TaskState, transition: Transition, namespace: tuple[str, ...] | None) -> None:
-        """Bernoulli CUSUM per shown case; past the threshold, forget what is known around `state`.
+        """Feed the outcome to the change detector; on a change, forget what is known around `state`.
 
-        Each outcome adds log P(r | p1) / P(r | p0) to each shown case's sum (floored at 0), with
-        p0 the case's recent success rate when shown (a moving average over about 10 shows) and
-        p1 = change_drop * p0. A success lowers the sum and a failure raises it by more the
-        likelier success was (up to `REFERENCE_CAP`), so a run of failures of a case that used to
-        succeed crosses the threshold (simulated: a median of 13 shows after a drop from 70 % to
-        15 %), while the usual failures of a 70 % case do not (about one false alarm per 3000
-        shows). A drop from 50 % is mostly missed: the moving average follows it down first. The reference is the case's own recent record, not the network's prediction:
-        the network is overconfident early on and raised false alarms. Once crossed, the steps
-        and statistics of every candidate of the state are forgotten: their scores fall back to
-        the similarity prior (`backed_off`) and the network relearns them from recent-weighted
-        minibatches.
+        The steps and statistics of every candidate of the state are dropped (`ReplayBuffer.forget`)
+        with their residuals: their scores fall back to the similarity prior (`backed_off`), and the
+        network relearns them from fresh, recent-weighted minibatches.
         """
-        crossed = False
-        for case_id in transition.case_ids:
-            shown, total = self.replay.stats.get(case_id, (0, 0.0))
-            recent = self.recent_rate.get(case_id, (total + 1) / (shown + 2))
-            self.recent_rate[case_id] = recent + RECENT_RATE_STEP * (transition.reward - recent)
-            if shown < MIN_SHOWN_FOR_CHANGE:
-                continue
-            p0 = min(max(recent, 0.02), REFERENCE_CAP)
-            p1 = p0 * self.config.change_drop
-            step = math.log(p1 / p0) if transition.reward >= 0.5 else math.log((1 - p1) / (1 - p0))
-            self.surprise[case_id] = max(0.0, self.surprise.get(case_id, 0.0) + step)
-            crossed |= self.surprise[case_id] > self.config.change_threshold
-        if not crossed:
+        if not self.detector.observe(transition.case_ids, transition.reward, self.replay.stats):
             return
         around = self._candidates(state, self.bank, self.config.candidates, namespace)
         forget = {c.id for c in around.cases} | set(transition.case_ids)
         self.replay.forget(forget)
+        self.detector.reset(forget)
         for case_id in forget:
-            self.surprise.pop(case_id, None)
-            self.recent_rate.pop(case_id, None)
             self.residual.pop(case_id, None)
         self.changes += 1
 

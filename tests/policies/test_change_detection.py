@@ -1,0 +1,46 @@
+"""The change detector's claims: rare false alarms on a steady case, a drop from 70 % noticed within a few shows."""
+
+import numpy as np
+
+from policies.change_detection import ChangeDetector
+from policies.neural_q import NeuralQConfig
+
+
+def stream(detector, rates, seed):
+    """Feed one case's outcomes drawn at `rates` (one per show); the show indices where a change was reported."""
+    rng, stats, alarms = np.random.default_rng(seed), {}, []
+    for i, rate in enumerate(rates):
+        reward = float(rng.random() < rate)
+        if detector.observe(["c"], reward, stats):
+            alarms.append(i)
+            detector.reset(["c"])
+        shown, total = stats.get("c", (0, 0.0))
+        stats["c"] = (shown + 1, total + reward)
+    return alarms
+
+
+def default_detector():
+    config = NeuralQConfig()
+    return ChangeDetector(config.change_threshold, config.change_drop)
+
+
+def test_a_steady_case_rarely_raises_a_false_alarm():
+    for rate in (0.5, 0.7, 0.9):
+        alarms = sum(len(stream(default_detector(), [rate] * 3000, seed)) for seed in range(5))
+        assert alarms <= 10, f"{alarms} false alarms in 5 x 3000 shows at {rate:.0%}"
+
+
+def test_a_drop_from_70_to_15_percent_is_noticed_within_a_few_shows():
+    delays = []
+    for seed in range(20):
+        detector = default_detector()
+        alarms = stream(detector, [0.7] * 300 + [0.15] * 100, seed)
+        after = [i - 300 for i in alarms if i >= 300]
+        delays.append(after[0] if after else 100)
+    assert np.median(delays) <= 20
+
+
+def test_a_new_case_is_not_watched_until_it_has_been_shown_a_few_times():
+    detector = default_detector()
+    assert not any(detector.observe(["c"], 0.0, {"c": (i, 0.0)}) for i in range(5))
+    assert detector.sums == {}
