@@ -13,9 +13,9 @@ likelier success was, and the sum drifts down while p0 holds; `observe` reports 
 a sum passes `threshold`. The reference is the case's own recent record, not a network's
 prediction: an overconfident network raised false alarms.
 
-Simulated at the defaults (threshold 4.5, drop 0.4): about one false alarm per 3000 shows of a
-case that succeeds 50 %, 70 % or 90 % of the time, and a median of 13 shows to notice a drop
-from 70 % to 15 %. A drop from 50 % is mostly missed: the moving average follows it down
+Simulated at the defaults (threshold 4.5, drop 0.4; `tests/policies/test_change_detection.py`):
+1 to 2 false alarms per 3000 shows of a case that succeeds 50 % or 70 % of the time, 0.2 at
+90 %, and a median of 13 shows to notice a drop from 70 % to 15 %. A drop from 50 % is mostly missed: the moving average follows it down
 before the sum crosses. Sums and averages live in memory only and restart at zero.
 """
 
