@@ -150,7 +150,7 @@ class EpisodeOutcome:
     learned: bool = False
     """Whether a case with the given id was written and the policy taught."""
     shown: list[ShownCase] | None = None
-    """Set only for a recovered episode, whose selections the guard did not see."""
+    """The cases the agent showed, from its own result (None: take what the guard saw)."""
     llm_calls: int | None = None
     """Model calls the episode made (None when unknown, as for a recovered episode without its trace)."""
 
@@ -207,6 +207,7 @@ class AgentEpisodes:
             trace=result.trace,
             learned=case_id is not None,
             llm_calls=len(result.trace.get("llm_calls", [])),
+            shown=[ShownCase(id=s["case_id"], score=s.get("score"), similarity=s.get("similarity")) for s in result.selected],
         )
 
     def recover(self, task: Task, arm: ArmMemory, case_id: str) -> EpisodeOutcome | None:

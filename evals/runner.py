@@ -309,9 +309,12 @@ async def run_episode(one_pass: Pass, arm: ArmMemory, task: Task, attempt: int, 
     finally:
         CURRENT_NOTES.reset(token)
     seconds = time.perf_counter() - started
+    # What was shown is the agent's own record; the guard saw every case the policy ranked.
+    shown = outcome.shown if outcome.shown is not None else notes.shown
+    shown_ids = {case.id for case in shown}
     record = _record(key, task, outcome.answer, config,
                      learned=outcome.learned, case_id=case_id if outcome.learned else None,
-                     shown=notes.shown, same_task_shown=notes.same_task_shown,
+                     shown=shown, same_task_shown=[i for i in notes.same_task_shown if i in shown_ids],
                      same_task_excluded=notes.same_task_excluded,
                      prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
                      seconds=seconds, timings=outcome.timings, steps=outcome.steps, error=error,

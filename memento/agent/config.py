@@ -51,6 +51,9 @@ class AgentConfig:
     """Write each episode's trace to the `agent_traces` table of the bank's SQLite file."""
     procedures: bool = True
     """Run the procedure of a selected case when the task fits its template (see `memento.agent.recall`)."""
+    procedure_pool: int = 16
+    """Cases the policy ranks for one episode; of those, the k shown are the ones whose procedure fits
+    the task first (in the policy's order), then the rest. Set it to k to show the policy's top k as is."""
     max_procedures: int = 2
     """Fitting procedures tried in one episode, in the policy's order, before falling back."""
     fallback: Literal["plan", "explore"] = "plan"
@@ -73,7 +76,7 @@ class AgentConfig:
         counts = {name: getattr(self, name) for name in (
             "k", "max_subtasks", "max_steps", "max_steps_per_subtask", "max_tokens", "planner_max_tokens",
             "executor_max_tokens", "answer_max_tokens", "executor_history", "max_observation_chars", "max_case_chars",
-            "max_procedures", "explore_k", "explore_breadth", "explore_depth", "answer_options")}
+            "max_procedures", "procedure_pool", "explore_k", "explore_breadth", "explore_depth", "answer_options")}
         for name, value in counts.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValidationError(f"AgentConfig.{name}={value!r} must be a positive integer")

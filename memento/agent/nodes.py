@@ -113,9 +113,7 @@ class AgentNodes:
         embedding = self.bank.embed([task])[0]
         embedded = time.perf_counter()
         with self._memory_lock:
-            selections = self.policy.select(TaskState(task=task, embedding=embedding, episode_id=episode_id), self.bank,
-                                            self.config.k, namespace=self.config.namespace,
-                                            explore=self.config.explore and learn)
+            selections = self._select(TaskState(task=task, embedding=embedding, episode_id=episode_id), learn)
         selected = time.perf_counter()
         return {
             "episode_id": episode_id, "learn": learn, "task_embedding": embedding.tolist(),
@@ -127,6 +125,23 @@ class AgentNodes:
             "memory_s": embedded - started, "policy_s": selected - embedded,
             "memory_ops": [_op("embed", embedded - started), _op("select", selected - embedded)],
         }
+
+    def _select(self, task_state: TaskState, learn: bool) -> list[Any]:
+        """The k cases shown: the policy ranks `procedure_pool` of them; those whose procedure fits the task go first.
+
+        A case the agent can run on this task is worth more than a similar one it cannot, but which
+        of the fitting ones to trust is the policy's call (its order is kept), and cases without a
+        fitting procedure still fill the rest, as context for the planner.
+        """
+        config = self.config
+        pool = max(config.k, config.procedure_pool) if config.procedures else config.k
+        ranked = self.policy.select(task_state, self.bank, pool, namespace=config.namespace,
+                                    explore=config.explore and learn)
+        if pool == config.k:
+            return ranked
+        fitting = [s for s in ranked if s.case.procedure is not None and s.case.procedure.outcome == "success"
+                   and s.case.procedure.fit(task_state.task) is not None]
+        return (fitting + [s for s in ranked if s not in fitting])[: config.k]
 
     @_timed("write_memory")
     def write_memory(self, state: dict[str, Any], config: Optional[RunnableConfig] = None) -> dict[str, Any]:
