@@ -85,6 +85,8 @@ class EpisodicControlConfig:
     """Kernel mass of the prior pseudo-entry (an exact match has mass 1)."""
     min_step: float = 0.2
     """Least step of an entry's running mean, so that recent outcomes keep their weight."""
+    weigh_visits: bool = True
+    """An entry weighs its visits (up to 1 / min_step); False weighs each entry once, as before issue 12."""
     merge_similarity: float = 0.98
     """A state at least this cosine-similar to an entry's updates that entry instead of adding one."""
     max_entries_per_case: int = 256
@@ -162,9 +164,10 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
                 continue
             cosines = entries.states @ state
             # ||s - s_i||^2 / (2 h^2) = (1 - cos) / h^2 for unit vectors.
-            # An entry stands for its visits (up to the 1 / min_step its running mean remembers).
-            weights = np.where(cosines >= self.config.min_similarity, np.exp(-(1.0 - cosines) / h2), 0.0) * np.minimum(
-                entries.visits, 1.0 / self.config.min_step)
+            weights = np.where(cosines >= self.config.min_similarity, np.exp(-(1.0 - cosines) / h2), 0.0)
+            if self.config.weigh_visits:
+                # An entry stands for its visits (up to the 1 / min_step its running mean remembers).
+                weights = weights * np.minimum(entries.visits, 1.0 / self.config.min_step)
             values[i] = (weights @ entries.q + self.config.prior_weight * prior[i]) / (weights.sum() + self.config.prior_weight)
         return values
 
