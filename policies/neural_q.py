@@ -37,8 +37,8 @@ Evidence, transfer and change. What the network says about a case it has little 
 is a guess, and on a family of tasks it never trained on an arbitrary one. So the score used to
 select, Q'(s, c) = w Q(s, c) + (1 - w) prior(s, c), backs off to a similarity prior with
 w = n / (n + prior_shows), n the times c was shown for tasks like s (`backed_off`): with no
-evidence the policy ranks as similarity does, and cannot fall below it. Three mechanisms make it follow a
-world that changes (a tool or site changes, an answer goes stale):
+evidence the policy ranks as similarity does, and cannot fall below it. Three mechanisms make
+it follow a world that changes (a tool or site changes, an answer goes stale):
 
 - a per-case residual added to Q, one SGD step per recorded outcome (`residual_lr`), which
   follows outcomes at once and shrinks back as the network catches up;
@@ -148,9 +148,9 @@ class NeuralQConfig:
     residual_lr: float = 0.3
     """Step of the per-case residual added to Q: it follows outcomes at once while the network catches up; 0 = off."""
     change_threshold: float = 4.5
-    """Log-likelihood ratio at which outcomes far below the prediction count as a change; 0 = never."""
+    """Log-likelihood ratio at which a case's outcomes, below its recent record, count as a change; 0 = never."""
     change_drop: float = 0.4
-    """The change looked for: the chance of success falls to this fraction of the predicted one."""
+    """The change looked for: a case's chance of success falls to this fraction of its recent rate."""
     torch_threads: int = 1
     """Torch threads while scoring and learning: the network is tiny, so more threads only add overhead."""
     seed: int = 0
@@ -217,7 +217,7 @@ class NeuralQPolicy(CaseSelectionPolicy):
         self.net: CaseScorer | None = None
         self.replay: ReplayBuffer | None = None
         self.residual: dict[str, float] = {}
-        """case id -> fast per-case correction of Q in logits, fitted online to outcomes (in memory only)."""
+        """case id -> fast per-case correction of Q in logits, fitted online to outcomes (saved in checkpoints, not in the bank)."""
         self.changes = 0
         """Changes detected since the policy was created."""
         super().__init__(bank, config)
