@@ -24,7 +24,7 @@ from memento.agent.nodes import SCORER_KEY, TASK_KEY, AgentNodes, Judge, Scorer
 from memento.case import Step
 from memento.errors import ValidationError
 from memento.llm import LLM
-from policies.base import CaseSelectionPolicy
+from memento.policy import CaseSelectionPolicy
 
 
 class EpisodeResult(BaseModel):

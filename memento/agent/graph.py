@@ -25,7 +25,7 @@ from memento.agent.config import AgentConfig
 from memento.agent.nodes import AgentNodes, Judge, Scorer
 from memento.agent.state import AgentInput, AgentState
 from memento.llm import LLM
-from policies.base import CaseSelectionPolicy
+from memento.policy import CaseSelectionPolicy
 
 
 def build_agent_graph(llm: LLM, bank: Any, policy: CaseSelectionPolicy, tools: Sequence[Any] = (), *,

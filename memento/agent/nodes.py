@@ -47,9 +47,10 @@ from memento.agent.state import apply_update
 from memento.agent.trace import TraceStore, build_trace
 from memento.case import Case, Step
 from memento.errors import NotFoundError, StructuredOutputError, ValidationError
+from memento.judge import judge_answer
 from memento.procedure import Procedure
 from memento.llm import LLM
-from policies.base import CaseSelectionPolicy, TaskState
+from memento.policy import CaseSelectionPolicy, TaskState
 
 Scorer = Callable[[Any, str], "float | dict[str, float]"]
 """`scorer(task, answer)`: the environment's reward, or a dict of metrics (see AgentConfig.reward_metric)."""
@@ -383,9 +384,7 @@ class AgentNodes:
 
 
 def llm_judge(llm: LLM, question: str, answer: str, gold: list[str]) -> float:
-    """The default judge: envs' LLM judge prompt, graded by the agent's own model (1.0 correct, else 0.0)."""
-    from envs.metrics import judge_answer  # the judge prompt lives with the benchmarks it grades
-
+    """The default judge (memento.judge), graded by the agent's own model (1.0 correct, else 0.0)."""
     return judge_answer(llm, question, answer, gold).score
 
 

@@ -1,0 +1,364 @@
+"""The case-selection policy interface: the task state, a selection, the base class, checkpoints.
+
+The library holds the interface (the agent calls it); `policies/` holds the implementations
+(similarity, neural soft-Q, episodic control, no memory), each importing this module.
+
+In the memory-augmented MDP of AgentFly/Memento the agent acts with
+pi(a|s,M) = sum_c mu(c|s,M) p_LLM(a|s,c); the LLM is frozen and mu, the case-selection policy,
+is what learns. A policy here does four things:
+
+    selections = policy.select(state, bank, k, explore=True)   # which cases the agent sees
+    policy.record(state, [s.case.id for s in selections], reward)  # what came of it
+    metrics = policy.update()                                  # learn from what was recorded
+    policy.save("policy.pt"); policy = load_policy("policy.pt", bank)
+
+A policy is bound to one bank (on construction or on its first `select`): the learned ones keep
+their replay buffer and statistics in that bank's SQLite file, in tables prefixed `policy_`,
+so learning survives restarts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from memento.case import Case
+from memento.errors import NotFoundError, PolicyError, ValidationError
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What a policy sees of the task at hand: its text and its unit-length embedding."""
+
+    task: str
+    embedding: np.ndarray
+    episode_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Groups the steps of one multi-step episode; a fresh id per state by default."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task, str) or not self.task.strip():
+            raise ValidationError(f"task state text {self.task!r} is empty; pass the task the agent is solving")
+        vector = np.asarray(self.embedding, dtype=np.float32).reshape(-1)
+        if vector.size == 0 or not np.all(np.isfinite(vector)):
+            raise ValidationError(
+                f"the embedding of task {self.task[:60]!r} is empty or not finite; embed the task with the bank's embedder"
+            )
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:
+            raise ValidationError(f"the embedding of task {self.task[:60]!r} is all zeros; embed the task with the bank's embedder")
+        object.__setattr__(self, "embedding", np.ascontiguousarray(vector / norm, dtype=np.float32))
+
+    @classmethod
+    def from_task(cls, bank: Any, task: str, **kwargs: Any) -> TaskState:
+        """Embed `task` with the bank's embedder."""
+        if not isinstance(task, str) or not task.strip():
+            raise ValidationError(f"task text {task!r} is empty; pass the task the agent is solving")
+        return cls(task=task, embedding=bank.embed([task])[0], **kwargs)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One case a policy chose, with the score it chose it by."""
+
+    case: Case
+    score: float
+    """The policy's score: cosine similarity for `SimilarityPolicy`, Q(s, c) for the learned ones."""
+    similarity: float
+    """Cosine similarity between the task and the case's task."""
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The FAISS top-N for a state: cases, their vectors and cosine similarities, best first."""
+
+    cases: list[Case]
+    vectors: np.ndarray
+    similarities: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+
+class CaseSelectionPolicy(ABC):
+    """The interface every case-selection policy implements.
+
+    Subclasses set `kind` and `config_class`, and implement `select`, plus `record`/`update`
+    and `_model_state`/`_load_model_state` where they learn.
+    """
+
+    kind: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, bank: Any = None, config: Any = None):
+        if config is None:
+            config = self.config_class()
+        if not isinstance(config, self.config_class):
+            raise ValidationError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}"
+            )
+        self.config = config
+        self.bank: Any = None
+        self.step = 0
+        """Gradient (or table) updates done so far."""
+        if bank is not None:
+            self.bind(bank)
+
+    # -- binding -------------------------------------------------------------------------------
+
+    def bind(self, bank: Any) -> None:
+        """Attach the policy to `bank`; a learned policy loads its replay buffer from it."""
+        if self.bank is bank:
+            return
+        if self.bank is not None:
+            raise PolicyError(
+                f"this {self.kind} policy is bound to bank {str(self.bank.path)!r} and keeps its learning there; "
+                f"create another policy for bank {str(bank.path)!r}"
+            )
+        self.bank = bank
+        self._on_bind(bank)
+
+    def _on_bind(self, bank: Any) -> None:
+        """Hook for subclasses: load whatever they keep in the bank."""
+
+    def _bank(self, bank: Any = None) -> Any:
+        if bank is not None:
+            self.bind(bank)
+        if self.bank is None:
+            raise PolicyError(f"this {self.kind} policy has no bank yet; pass one to the constructor or to select()")
+        return self.bank
+
+    # -- the interface ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
+               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
+        """Choose up to `k` cases for `state` (fewer when the bank has fewer; none when it is empty).
+
+        `explore=True` while learning (sample), `False` when evaluating (take the best).
+        """
+
+    def record(self, state: TaskState, selected_ids: Sequence[str], reward: float, *,
+               next_state: TaskState | None = None, done: bool = True,
+               namespace: tuple[str, ...] | None = None) -> None:
+        """Remember that showing `selected_ids` for `state` earned `reward`.
+
+        For a multi-step episode pass the state that followed as `next_state` with `done=False`
+        (and the `namespace` its cases come from). The base policy only checks its input.
+        """
+        self._check_outcome(state, selected_ids, reward, next_state, done)
+
+    def update(self) -> dict[str, float]:
+        """Learn from what was recorded; returns metrics under namespaced keys (`losses/q_loss`)."""
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        """What the policy has learned, in a few numbers (shown by `memento policy show`)."""
+        return {"step": self.step}
+
+    def usefulness(self, cases: Sequence[Case]) -> np.ndarray:
+        """A task-independent score per case, higher is more useful (for ranking and pruning)."""
+        raise PolicyError(f"a {self.kind} policy learns nothing about cases, so it cannot rank them; "
+                          f"use a learned policy (neural, episodic) or rank by the cases' stored reward")
+
+    # -- checks shared by every policy -----------------------------------------------------------
+
+    def _k(self, k: int | None) -> int:
+        k = self.config.k if k is None else k
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValidationError(f"k={k!r} must be a positive integer: the number of cases to show")
+        return k
+
+    def _check_state(self, state: TaskState, bank: Any, what: str = "state") -> None:
+        if not isinstance(state, TaskState):
+            raise ValidationError(f"{what} must be a TaskState, got {type(state).__name__}; build it with TaskState.from_task(bank, text)")
+        if state.embedding.shape[0] != bank.dim:
+            raise ValidationError(
+                f"{what} embedding has dim {state.embedding.shape[0]} but bank {str(bank.path)!r} has dim {bank.dim}; "
+                f"embed the task with the bank's embedder (TaskState.from_task(bank, text))"
+            )
+
+    def _check_outcome(self, state: TaskState, selected_ids: Sequence[str], reward: float,
+                       next_state: TaskState | None, done: bool) -> list[Case]:
+        """Validate an outcome before anything is written; returns the shown cases."""
+        bank = self._bank()
+        self._check_state(state, bank)
+        check_reward(reward)
+        if not done:
+            if next_state is None:
+                raise ValidationError("done=False needs the next_state the episode moved to; pass done=True for the last step")
+            self._check_state(next_state, bank, "next_state")
+        if isinstance(selected_ids, str):
+            raise ValidationError(f"selected_ids must be a list of case ids, got the string {selected_ids!r}")
+        ids = list(selected_ids)
+        if len(set(ids)) != len(ids):
+            raise ValidationError(f"selected_ids {ids!r} repeats a case; each shown case counts once")
+        if not ids:
+            return []
+        try:
+            return bank.get_many(ids)
+        except NotFoundError as exc:
+            raise NotFoundError(f"cannot record the outcome: {exc}; pass the ids of the cases select() returned") from None
+
+    # -- candidates ------------------------------------------------------------------------------
+
+    def _candidates(self, state: TaskState, bank: Any, n: int, namespace: tuple[str, ...] | None) -> Candidates:
+        """The FAISS top-`n` for `state`, with vectors."""
+        hits = bank.search(state.embedding, k=n, namespace=namespace, with_vectors=True)
+        if not hits:
+            return Candidates([], np.zeros((0, bank.dim), dtype=np.float32), np.zeros(0, dtype=np.float32))
+        return Candidates(
+            cases=[hit.case for hit in hits],
+            vectors=np.stack([np.asarray(hit.vector, dtype=np.float32) for hit in hits]),
+            similarities=np.asarray([hit.score for hit in hits], dtype=np.float32),
+        )
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the policy to `path` as one dict, atomically (temporary file, then rename)."""
+        bank = self._bank()
+        checkpoint = {
+            "version": CHECKPOINT_VERSION,
+            "kind": self.kind,
+            "config": asdict(self.config),
+            "embedder": {"name": bank.embedder.name, "dim": int(bank.dim)},
+            "step": self.step,
+            **self._model_state(),
+        }
+        return write_checkpoint(path, checkpoint)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, bank: Any) -> CaseSelectionPolicy:
+        """Rebuild a policy saved by `save`, bound to `bank`; PolicyError if it does not match."""
+        checkpoint = read_checkpoint(path)
+        check_checkpoint(checkpoint, path, kind=cls.kind, bank=bank)
+        config = config_from_dict(cls.config_class, checkpoint["config"], f"checkpoint {str(path)!r}")
+        policy = cls(bank, config)
+        policy.step = int(checkpoint.get("step", 0))
+        policy._load_model_state(checkpoint, path)
+        return policy
+
+    def _model_state(self) -> dict[str, Any]:
+        """The learned part of the checkpoint: {'model': ..., 'optimizer': ...}."""
+        return {"model": {}, "optimizer": {}}
+
+    def _load_model_state(self, checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+        """Restore what `_model_state` wrote."""
+
+    def __repr__(self) -> str:
+        bank = str(self.bank.path) if self.bank is not None else None
+        return f"{type(self).__name__}(bank={bank!r}, config={self.config!r})"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def check_config(config: Any, rules: list[tuple[bool, str]]) -> None:
+    """ValidationError naming the config and the first rule (ok, text) it breaks."""
+    for ok, rule in rules:
+        if not ok:
+            raise ValidationError(f"invalid {type(config).__name__} {config!r}: {rule}")
+
+
+def check_reward(reward: Any) -> float:
+    """A reward as a float, or ValidationError if it is not a finite number."""
+    if isinstance(reward, bool) or not isinstance(reward, (int, float, np.floating, np.integer)):
+        raise ValidationError(f"reward {reward!r} is not a number; use e.g. 0.0 for a failure, 1.0 for a success")
+    if not math.isfinite(float(reward)):
+        raise ValidationError(f"reward {reward!r} is not a finite number; use e.g. 0.0 for a failure, 1.0 for a success")
+    return float(reward)
+
+
+def policy_transaction(bank: Any):
+    """One transaction for a policy's own tables, under the bank's thread and cross-process locks."""
+    return bank.write_transaction()
+
+
+def sample_without_replacement(logits: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of `k` draws without replacement from softmax(logits), in draw order.
+
+    Gumbel-top-k: adding Gumbel noise and taking the k largest draws exactly the sequential
+    softmax sampling without replacement (Plackett-Luce), in one vectorised step.
+    """
+    k = min(k, logits.shape[0])
+    perturbed = logits + rng.gumbel(size=logits.shape[0])
+    return np.argsort(-perturbed, kind="stable")[:k]
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` highest scores; ties keep the FAISS order (most similar first)."""
+    return np.argsort(-scores, kind="stable")[: min(k, scores.shape[0])]
+
+
+def write_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path:
+    """torch.save to a temporary file in the same folder, then rename it over `path`."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The dict a policy saved, or NotFoundError / PolicyError."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"policy checkpoint {str(path)!r} does not exist; save one with policy.save(path)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a file that is not a checkpoint
+        raise PolicyError(f"{str(path)!r} is not a policy checkpoint ({type(exc).__name__}: {exc}); pass a file written by policy.save()") from None
+    if not isinstance(checkpoint, dict) or "kind" not in checkpoint or "version" not in checkpoint:
+        raise PolicyError(f"{str(path)!r} is not a policy checkpoint (no 'kind'/'version'); pass a file written by policy.save()")
+    return checkpoint
+
+
+def check_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *, kind: str, bank: Any) -> None:
+    """PolicyError unless the checkpoint has our version, `kind`, and the bank's embedder."""
+    where = f"policy checkpoint {str(path)!r}"
+    if checkpoint["version"] != CHECKPOINT_VERSION:
+        raise PolicyError(
+            f"{where} has format version {checkpoint['version']!r}; this memento reads version {CHECKPOINT_VERSION}. "
+            f"Retrain the policy, or load it with the memento version that wrote it"
+        )
+    if checkpoint["kind"] != kind:
+        raise PolicyError(f"{where} holds a {checkpoint['kind']!r} policy, not {kind!r}; load it with load_policy(path, bank)")
+    saved = checkpoint.get("embedder") or {}
+    if saved.get("name") != bank.embedder.name or saved.get("dim") != bank.dim:
+        raise PolicyError(
+            f"{where} was trained with embedder {saved.get('name')!r} (dim {saved.get('dim')}) but bank "
+            f"{str(bank.path)!r} uses {bank.embedder.name!r} (dim {bank.dim}); load it with a bank built by that "
+            f"embedder, or train a new policy"
+        )
+
+
+def config_from_dict(config_class: type, values: dict[str, Any], where: str) -> Any:
+    """Rebuild a config dataclass; PolicyError naming unknown fields."""
+    known = {f.name for f in fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise PolicyError(f"{where} has config fields {unknown} that {config_class.__name__} does not know; "
+                          f"it was written by another version of the policy")
+    return config_class(**values)

@@ -1,0 +1,44 @@
+"""Layers point one way: the library (`memento`) never imports `policies`, `envs` or `evals`.
+
+Those folders hold implementations and runners that import the library. The one exception is the
+CLI, a thin skin that reaches the implementations and the eval runner lazily (inside a command),
+so `import memento` and the agent never depend on them.
+"""
+
+import ast
+from pathlib import Path
+
+import memento
+
+HIGHER = {"policies", "envs", "evals"}
+LIBRARY = Path(memento.__file__).parent
+
+
+def imports(tree: ast.AST):
+    """(module's top-level package, line, inside a function) for every import in a parsed file."""
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    lazy = {id(inner) for function in functions for inner in ast.walk(function)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            yield name.split(".")[0], node.lineno, id(node) in lazy
+
+
+def test_the_library_never_imports_its_siblings():
+    wrong = []
+    for path in sorted(LIBRARY.rglob("*.py")):
+        in_cli = path.relative_to(LIBRARY).parts[0] == "cli"
+        for package, line, lazy in imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if package in HIGHER and not (in_cli and lazy):
+                wrong.append(f"{path.relative_to(LIBRARY.parent)}:{line} imports {package}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_check_would_catch_an_import():
+    sample = ast.parse("import os\nfrom policies.base import TaskState\ndef f():\n    import evals.runner\n")
+    assert [(p, lazy) for p, _, lazy in imports(sample) if p in HIGHER] == [("policies", False), ("evals", True)]
