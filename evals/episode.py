@@ -24,7 +24,7 @@ from envs.task import Task
 from evals.config import NO_MEMORY
 from evals.records import ShownCase
 from memento.errors import NotFoundError, ValidationError
-from policies.base import CaseSelectionPolicy, Selection
+from memento.policy import CaseSelectionPolicy, Selection
 
 CURRENT_NOTES: contextvars.ContextVar[EpisodeNotes | None] = contextvars.ContextVar("memento_eval_notes", default=None)
 
@@ -38,25 +38,6 @@ class EpisodeNotes:
     shown: list[ShownCase] = field(default_factory=list)
     same_task_shown: list[str] = field(default_factory=list)
     same_task_excluded: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class NoMemoryConfig:
-    """Settings of `NoMemoryPolicy` (none that matter; `k` keeps the policy interface)."""
-
-    k: int = 4
-    """Ignored: no case is ever shown."""
-
-
-class NoMemoryPolicy(CaseSelectionPolicy):
-    """The no-memory arm's policy: selects nothing, so the agent runs without past cases."""
-
-    kind = NO_MEMORY
-    config_class = NoMemoryConfig
-
-    def select(self, state: Any, bank: Any = None, k: int | None = None, *,
-               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
-        return []
 
 
 class GuardedPolicy:

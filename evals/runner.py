@@ -33,7 +33,7 @@ from envs.metrics import ajudge_answer, normalize_answer
 from envs.task import Task
 from evals.config import NO_MEMORY, EvalConfig, TaskSpec
 from evals.episode import (CURRENT_NOTES, AgentEpisodes, ArmMemory, EpisodeNotes, EpisodeOutcome, EpisodeRunner,
-                           GuardedPolicy, NoMemoryPolicy)
+                           GuardedPolicy)
 from evals.manifest import check_run_dir, write_manifest
 from evals.records import EpisodeLog, EpisodeRecord, EvalSummary, Phase, case_id_for, summarize
 from memento.embedders import Embedder
@@ -228,6 +228,7 @@ def open_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Embedder | 
     """
     from memento import CaseBank
     from policies import POLICIES, load_policy, make_policy
+    from policies.no_memory import NoMemoryPolicy
 
     folder = run_dir / "arms" / name
     folder.mkdir(parents=True, exist_ok=True)

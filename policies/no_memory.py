@@ -1,0 +1,33 @@
+"""The no-memory policy: selects nothing, so the agent runs as it would without a case bank.
+
+It is the baseline arm of every eval: the same agent, tools and budgets, with no past case shown.
+
+    policy = NoMemoryPolicy(bank)
+    policy.select(state)          # []
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from memento.policy import CaseSelectionPolicy, Selection
+
+
+@dataclass(frozen=True)
+class NoMemoryConfig:
+    """Settings of `NoMemoryPolicy` (none that matter; `k` keeps the policy interface)."""
+
+    k: int = 4
+    """Ignored: no case is ever shown."""
+
+
+class NoMemoryPolicy(CaseSelectionPolicy):
+    """Shows no case; records and updates nothing."""
+
+    kind = "none"
+    config_class = NoMemoryConfig
+
+    def select(self, state: Any, bank: Any = None, k: int | None = None, *,
+               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
+        return []
