@@ -50,6 +50,7 @@ import numpy as np
 from memento.case import Case
 from memento.errors import ValidationError
 from memento.embedders import normalize_rows
+from memento.policy import TaskState
 
 ROLES = ("lookalike", "decoy", "gold")
 
@@ -207,10 +208,8 @@ class CaseUsefulnessEnv:
 
         return cls(CaseBank(path, embedder=SyntheticEmbedder(config.dim)), config)
 
-    def state(self, task: UsefulnessTask):
+    def state(self, task: UsefulnessTask) -> TaskState:
         """The policy's view of `task`."""
-        from policies.base import TaskState
-
         return TaskState(task=task.text, embedding=task.vector)
 
     def flip(self) -> set[int]:
