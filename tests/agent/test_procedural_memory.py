@@ -94,6 +94,15 @@ def test_a_look_alike_task_does_not_fit_and_the_agent_explores_instead(world_and
         assert look.trace["trajectory"][0]["thought"].startswith("explore"), "no recall on a look-alike"
         same = agent.run(shapes["founder_birthplace"][-1], learn=False)
         assert same.trace["trajectory"][0]["thought"].startswith("recall")
+        assert bank.count() == 1, "learn=False writes nothing: no case, no hindsight"
+
+        training = shapes["hq_country"][0]
+        learned = agent.run(training, learn=True)
+        case = bank.get(learned.case_id)
+        assert case.metadata["answered_by"] == "explore" and case.procedure is not None
+        assert case.procedure.learned_from == ("answer" if learned.reward else "hindsight")
+        assert case.metadata["hindsight"]["reached"] is True
+        assert case.procedure.fit(shapes["hq_country"][1].question) is not None
         agent.close()
 
 
