@@ -44,13 +44,17 @@ it follow a world that changes (a tool or site changes, an answer goes stale):
   follows outcomes at once and shrinks back as the network catches up;
 - recency-aware replay: half of each minibatch comes from the last `recent_window` steps;
 - change detection: a Bernoulli CUSUM per case of outcomes against the case's recent success
-  rate (`policies/change_detection.py`); when it crosses `change_threshold`, the policy forgets
-  its steps and statistics for every candidate of that task, which sends their scores back to
-  the similarity prior until fresh evidence comes in.
+  rate (`policies/change_detection.py`). Past `suspect_threshold` (a couple of unexpected
+  failures) a change is only suspected, and tested: the next `test_episodes` learning
+  episodes on tasks like that one show similarity's picks instead. If they beat the suspected
+  cases' recent rate by `test_margin`, or reach 90 %, the change is confirmed; past
+  `change_threshold` it is confirmed outright. A confirmed change forgets the steps and
+  statistics of every candidate of the task, which sends their scores back to the similarity
+  prior until fresh evidence comes in; a false alarm costs the test episodes and nothing else,
+  which is what lets the suspicion level be low.
 
-How far this gets is measured by the flip variant of `python -m evals.policy_curve`; it is
-slower than the 30 episodes asked for (see the README), because a drop in success is only
-visible over several episodes of the changed tasks.
+How far this gets is measured by the flip variant of `python -m evals.policy_curve` (see the
+README).
 
 Multi-step episodes. For a step with `done=False` the target is the soft Bellman backup
 r + gamma * V(s') with V(s') = sigmoid(alpha * log mean_{c'} exp(Q'(s', c') / alpha)), where Q'
@@ -149,6 +153,12 @@ class NeuralQConfig:
     """Step of the per-case residual added to Q: it follows outcomes at once while the network catches up; 0 = off."""
     change_threshold: float = 4.5
     """Log-likelihood ratio at which a case's outcomes, below its recent record, count as a change; 0 = never."""
+    suspect_threshold: float = 2.0
+    """Level at which a change is suspected and tested: learning episodes there show similarity's picks; 0 = off."""
+    test_episodes: int = 3
+    """Learning episodes that test a suspected change."""
+    test_margin: float = 0.3
+    """How much better than the suspected cases' recent rate the similarity picks must do (or reach 90 %)."""
     change_drop: float = 0.4
     """The change looked for: a case's chance of success falls to this fraction of its recent rate."""
     torch_threads: int = 1
@@ -172,6 +182,7 @@ class NeuralQConfig:
             (-1 <= self.evidence_similarity <= 1, "evidence_similarity must be a cosine in [-1, 1]"),
             (0 <= self.recent_fraction <= 1 and self.recent_window >= 1, "need 0 <= recent_fraction <= 1 and recent_window >= 1"),
             (self.residual_lr >= 0, "residual_lr must be non-negative"),
+            (self.suspect_threshold >= 0 and self.test_episodes >= 1, "need suspect_threshold >= 0 and test_episodes >= 1"),
             (self.change_threshold >= 0 and 0 < self.change_drop < 1, "need change_threshold >= 0 and 0 < change_drop < 1"),
         ]
         check_config(self, rules)
@@ -222,6 +233,10 @@ class NeuralQPolicy(CaseSelectionPolicy):
         """Changes detected since the policy was created."""
         super().__init__(bank, config)
         self.detector = ChangeDetector(self.config.change_threshold, self.config.change_drop)
+        self.suspects: list[dict[str, Any]] = []
+        """Suspected changes under test: the state, its candidates, the recent rate there, the test rewards."""
+        self._testing: dict[str, dict[str, Any]] = {}
+        """episode id -> the suspect its selection tests."""
         self.rng = np.random.default_rng(self.config.seed)
 
     def _on_bind(self, bank: Any) -> None:
@@ -251,7 +266,12 @@ class NeuralQPolicy(CaseSelectionPolicy):
         if self.residual:
             scores = scores + np.array([self.residual.get(c.id, 0.0) for c in candidates.cases], dtype=np.float32)
         scores = self.backed_off(scores, candidates, state.embedding)
-        if explore:
+        suspect = self._suspect_near(state.embedding) if explore else None
+        if suspect is not None:
+            # Test the suspected change: show what the similarity prior would, and compare.
+            self._testing[state.episode_id] = suspect
+            chosen = top_k(candidates.similarities, k)
+        elif explore:
             chosen = sample_without_replacement(scores / self.config.alpha, k, self.rng)
         else:
             chosen = top_k(scores, k)
@@ -353,22 +373,51 @@ class NeuralQPolicy(CaseSelectionPolicy):
         for case_id, value, p in zip(transition.case_ids, residuals, predicted):
             self.residual[case_id] = float(np.clip(value + self.config.residual_lr * (transition.reward - p), -4.0, 4.0))
 
-    def _watch_for_change(self, state: TaskState, transition: Transition, namespace: tuple[str, ...] | None) -> None:
-        """Feed the outcome to the change detector; on a change, forget what is known around `state`.
+    def _suspect_near(self, state: np.ndarray) -> dict[str, Any] | None:
+        for suspect in self.suspects:
+            if float(suspect["state"] @ state) >= self.config.evidence_similarity:
+                return suspect
+        return None
 
-        The steps and statistics of every candidate of the state are dropped (`ReplayBuffer.forget`)
-        with their residuals: their scores fall back to the similarity prior (`backed_off`), and the
-        network relearns them from fresh, recent-weighted minibatches.
-        """
-        if not self.detector.observe(transition.case_ids, transition.reward, self.replay.stats):
-            return
+    def _forget_around(self, state: TaskState, case_ids: set[str], namespace: tuple[str, ...] | None) -> None:
         around = self._candidates(state, self.bank, self.config.candidates, namespace)
-        forget = {c.id for c in around.cases} | set(transition.case_ids)
+        forget = {c.id for c in around.cases} | case_ids
         self.replay.forget(forget)
         self.detector.reset(forget)
         for case_id in forget:
             self.residual.pop(case_id, None)
         self.changes += 1
+
+    def _watch_for_change(self, state: TaskState, transition: Transition, namespace: tuple[str, ...] | None) -> None:
+        """Feed the outcome to the change detector, or to the test of a suspected change it belongs to.
+
+        On a confirmed change the steps and statistics of every candidate of the state are dropped
+        (`ReplayBuffer.forget`) with their residuals: their scores fall back to the similarity prior
+        (`backed_off`), and the network relearns them from fresh, recent-weighted minibatches.
+        """
+        suspect = self._testing.pop(state.episode_id, None)
+        if suspect is not None:
+            suspect["rewards"].append(transition.reward)
+            if len(suspect["rewards"]) < self.config.test_episodes:
+                return
+            if not any(x is suspect for x in self.suspects):
+                return  # settled by another episode's outcome
+            self.suspects = [x for x in self.suspects if x is not suspect]
+            # Beating a case that used to succeed 90 % by the margin is impossible; 90 % is enough.
+            if np.mean(suspect["rewards"]) >= min(suspect["reference"] + self.config.test_margin, 0.9):
+                self._forget_around(state, suspect["ids"], namespace)
+            else:
+                self.detector.reset(suspect["ids"])
+            return
+        if self.detector.observe(transition.case_ids, transition.reward, self.replay.stats):
+            self._forget_around(state, set(transition.case_ids), namespace)
+            return
+        level = max(self.detector.sums.get(c, 0.0) for c in transition.case_ids)
+        if self.config.suspect_threshold > 0 and level > self.config.suspect_threshold \
+                and self._suspect_near(state.embedding) is None:
+            reference = float(np.mean([self.detector.recent.get(c, 0.5) for c in transition.case_ids]))
+            self.suspects.append({"state": state.embedding, "ids": set(transition.case_ids),
+                                  "reference": reference, "rewards": []})
 
     # -- learning ---------------------------------------------------------------------------------
 

@@ -157,6 +157,29 @@ def test_a_run_of_failures_where_successes_were_the_rule_forgets_the_neighbourho
     assert not policy.residual.keys() & (neighbourhood - set(shown))
 
 
+@pytest.mark.parametrize("test_reward, confirmed", [(1.0, True), (0.0, False)])
+def test_a_suspected_change_is_tested_with_similaritys_picks_before_anything_is_forgotten(env, test_reward, confirmed):
+    policy = make_policy("neural", bank=env.bank, min_replay=1)
+    state = env.state(env.train_tasks[0])
+    shown = [s.case.id for s in policy.select(state, k=3)]
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        policy.record(state, shown, float(rng.random() < 0.9))
+        policy.update()
+    while not policy.suspects:
+        policy.record(state, shown, 0.0)
+    assert policy.changes == 0 and len(policy.suspects) == 1
+    similarity = [s.case.id for s in make_policy("similarity", bank=env.bank).select(state)]
+    for _ in range(policy.config.test_episodes):
+        test = TaskState(task=state.task, embedding=state.embedding)  # a new episode on the same task
+        picked = [s.case.id for s in policy.select(test, explore=True)]
+        assert picked == similarity, "a suspected change is tested with the similarity prior's picks"
+        policy.record(test, picked, test_reward)
+    assert policy.suspects == [] and policy.changes == int(confirmed)
+    history = policy.replay.stats.get(shown[0], (0, 0.0))[0]
+    assert (history >= 40) == (not confirmed), "a confirmed change forgets the history, a false alarm nothing"
+
+
 @pytest.mark.slow
 def test_after_a_flip_the_neural_policy_recovers_more_than_before_issue_12(tmp_path):
     """Not the 30-episode goal (the README has the measured recovery): the change handling must help."""
