@@ -1,6 +1,6 @@
 """The project's main job (`make run`): does memory make the embedded agent better on tasks it never saw?
 
-    python -m evals.main_job                          # offline fictional world (`make run`): under 10 min on 2 cores
+    python -m evals.main_job                          # offline fictional world (`make run`): about 4 min on 2 cores
     python -m evals.main_job --seed 3                 # another world and another draw of tasks
     python -m evals.main_job --spec-seed 7            # a world whose relations and question shapes the code never saw
     python -m evals.main_job --arms none,similarity,neural --train-tasks 90 --test-tasks 60   # the longer run
@@ -42,9 +42,9 @@ from evals.runner import resume_config, run_eval
 from memento.errors import MementoError
 
 SUITES = ("fictional", "hotpotqa")
-DEFAULT_TASKS = {"fictional": (60, 40), "hotpotqa": (60, 40)}
-"""(train, test) tasks. An explored episode of the embedded agent takes about 1-2 s on 2 quiet cores
-(one model call), a recalled one less, so `make run` (60 + 40 tasks x 2 arms) ends within 10 minutes."""
+DEFAULT_TASKS = {"fictional": (100, 60), "hotpotqa": (100, 60)}
+"""(train, test) tasks. An explored episode of the embedded agent takes about 1.3 s on 2 cores (one
+model call), a recalled one 0.1-0.3 s, so `make run` (100 + 60 tasks x 2 arms) takes about 4 minutes."""
 WORLD_SIZE = 200
 """Entities in the fictional world: enough for 170 train and 78 test questions over its nine shapes."""
 AGENT_OPTIONS = {"fallback": "explore"}
@@ -79,8 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m evals.main_job", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=SUITES, default="fictional")
-    parser.add_argument("--train-tasks", type=int, help="tasks of the training pass (default 60)")
-    parser.add_argument("--test-tasks", type=int, help="held-out tasks of the test pass (default 40)")
+    parser.add_argument("--train-tasks", type=int, help="tasks of the training pass (default 100)")
+    parser.add_argument("--test-tasks", type=int, help="held-out tasks of the test pass (default 60)")
     parser.add_argument("--iterations", type=int, default=1, help="training passes over the train tasks")
     parser.add_argument("--arms", default="none,neural", help=f"comma-separated, among {','.join(ARMS)}")
     parser.add_argument("--seed", type=int, default=0, help="seeds the world, the task draw, the policies, the LLM")
