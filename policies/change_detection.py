@@ -1,4 +1,4 @@
-"""Noticing that cases which used to help stopped helping: a Bernoulli CUSUM per case.
+"""Noticing that cases which used to help stopped helping: a Bernoulli CUSUM per case, and a test.
 
 A tool or site changes, an answer goes stale, and a case that led to successes now leads to
 failures. `ChangeDetector.observe` takes each outcome of a step that showed some cases and adds
@@ -22,7 +22,10 @@ before the sum crosses. Sums and averages live in memory only and restart at zer
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
 
 MIN_SHOWN = 5
 """A case's outcomes are watched once it has been shown this often."""
@@ -70,3 +73,77 @@ class ChangeDetector:
         for case_id in case_ids:
             self.sums.pop(case_id, None)
             self.recent.pop(case_id, None)
+
+
+@dataclass
+class Suspect:
+    """A change suspected around `state`: the cases that failed, their recent rate, and the test's rewards."""
+
+    state: np.ndarray
+    case_ids: set[str]
+    reference: float
+    rewards: list[float] = field(default_factory=list)
+
+
+class ChangeMonitor:
+    """A `ChangeDetector` whose lower `suspect_threshold` starts a test instead of a verdict.
+
+    Past `suspect_threshold` (a couple of unexpected failures) a change around the task is only
+    suspected. The next `test_episodes` learning episodes on tasks like it (cosine at least
+    `locality` to it) show the similarity prior's picks (`testing` says which); the change is
+    confirmed if those do better than the suspected cases' recent rate by `margin`, or reach
+    90 %, and dropped otherwise. Past the detector's own threshold it is confirmed outright. A
+    false alarm costs the test episodes, not what the policy learned, which is what lets the
+    suspicion level be low.
+    """
+
+    def __init__(self, threshold: float, drop: float, suspect_threshold: float, test_episodes: int,
+                 margin: float, locality: float):
+        self.detector = ChangeDetector(threshold, drop)
+        self.suspect_threshold = suspect_threshold
+        self.test_episodes = test_episodes
+        self.margin = margin
+        self.locality = locality
+        self.suspects: list[Suspect] = []
+        self._testing: dict[str, Suspect] = {}
+        """episode id -> the suspect its selection tests."""
+
+    def testing(self, state: np.ndarray, episode_id: str) -> bool:
+        """Whether a learning episode on `state` should show the similarity prior's picks, to test a suspect."""
+        suspect = self._near(state)
+        if suspect is not None:
+            self._testing[episode_id] = suspect
+        return suspect is not None
+
+    def observe(self, state: np.ndarray, episode_id: str, case_ids: Sequence[str], reward: float,
+                stats: Mapping[str, tuple[int, float]]) -> set[str] | None:
+        """Count one outcome; returns the cases of a confirmed change (forget around them), else None."""
+        suspect = self._testing.pop(episode_id, None)
+        if suspect is not None:
+            suspect.rewards.append(reward)
+            if len(suspect.rewards) < self.test_episodes or not any(s is suspect for s in self.suspects):
+                return None
+            self.suspects = [s for s in self.suspects if s is not suspect]
+            # Beating a case that used to succeed 90 % by the margin is impossible; 90 % is enough.
+            if np.mean(suspect.rewards) >= min(suspect.reference + self.margin, 0.9):
+                return self._confirmed(suspect.case_ids)
+            self.detector.reset(suspect.case_ids)
+            return None
+        if self.detector.observe(case_ids, reward, stats):
+            return self._confirmed(set(case_ids))
+        level = max((self.detector.sums.get(c, 0.0) for c in case_ids), default=0.0)
+        if 0 < self.suspect_threshold < level and self._near(state) is None:
+            reference = float(np.mean([self.detector.recent.get(c, 0.5) for c in case_ids]))
+            self.suspects.append(Suspect(state=state, case_ids=set(case_ids), reference=reference))
+        return None
+
+    def reset(self, case_ids: Iterable[str]) -> None:
+        """Start these cases afresh (after the policy forgot what it knew about them)."""
+        self.detector.reset(case_ids)
+
+    def _confirmed(self, case_ids: set[str]) -> set[str]:
+        self.detector.reset(case_ids)
+        return case_ids
+
+    def _near(self, state: np.ndarray) -> Suspect | None:
+        return next((s for s in self.suspects if float(s.state @ state) >= self.locality), None)

@@ -97,7 +97,7 @@ from memento.case import Case
 from memento.errors import PolicyError, ValidationError
 from policies.base import (Candidates, CaseSelectionPolicy, Selection, TaskState, check_config,
                            sample_without_replacement, top_k)
-from policies.change_detection import ChangeDetector
+from policies.change_detection import ChangeMonitor
 from policies.replay import ReplayBuffer, Transition
 
 FEATURES = ("cosine", "stored_reward", "log_age_days", "log_times_shown", "mean_reward_shown")
@@ -232,11 +232,8 @@ class NeuralQPolicy(CaseSelectionPolicy):
         self.changes = 0
         """Changes detected since the policy was created."""
         super().__init__(bank, config)
-        self.detector = ChangeDetector(self.config.change_threshold, self.config.change_drop)
-        self.suspects: list[dict[str, Any]] = []
-        """Suspected changes under test: the state, its candidates, the recent rate there, the test rewards."""
-        self._testing: dict[str, dict[str, Any]] = {}
-        """episode id -> the suspect its selection tests."""
+        self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
+                                     self.config.test_episodes, self.config.test_margin, self.config.evidence_similarity)
         self.rng = np.random.default_rng(self.config.seed)
 
     def _on_bind(self, bank: Any) -> None:
@@ -266,10 +263,8 @@ class NeuralQPolicy(CaseSelectionPolicy):
         if self.residual:
             scores = scores + np.array([self.residual.get(c.id, 0.0) for c in candidates.cases], dtype=np.float32)
         scores = self.backed_off(scores, candidates, state.embedding)
-        suspect = self._suspect_near(state.embedding) if explore else None
-        if suspect is not None:
-            # Test the suspected change: show what the similarity prior would, and compare.
-            self._testing[state.episode_id] = suspect
+        if explore and self.monitor.testing(state.embedding, state.episode_id):
+            # Test a suspected change: show what the similarity prior would, and compare.
             chosen = top_k(candidates.similarities, k)
         elif explore:
             chosen = sample_without_replacement(scores / self.config.alpha, k, self.rng)
@@ -373,51 +368,24 @@ class NeuralQPolicy(CaseSelectionPolicy):
         for case_id, value, p in zip(transition.case_ids, residuals, predicted):
             self.residual[case_id] = float(np.clip(value + self.config.residual_lr * (transition.reward - p), -4.0, 4.0))
 
-    def _suspect_near(self, state: np.ndarray) -> dict[str, Any] | None:
-        for suspect in self.suspects:
-            if float(suspect["state"] @ state) >= self.config.evidence_similarity:
-                return suspect
-        return None
+    def _watch_for_change(self, state: TaskState, transition: Transition, namespace: tuple[str, ...] | None) -> None:
+        """Feed the outcome to the change monitor; on a confirmed change, forget what is known around `state`.
 
-    def _forget_around(self, state: TaskState, case_ids: set[str], namespace: tuple[str, ...] | None) -> None:
+        The steps and statistics of every candidate of the state are dropped (`ReplayBuffer.forget`)
+        with their residuals: their scores fall back to the similarity prior (`backed_off`), and the
+        network relearns them from fresh, recent-weighted minibatches.
+        """
+        changed = self.monitor.observe(state.embedding, state.episode_id, transition.case_ids, transition.reward,
+                                       self.replay.stats)
+        if changed is None:
+            return
         around = self._candidates(state, self.bank, self.config.candidates, namespace)
-        forget = {c.id for c in around.cases} | case_ids
+        forget = {c.id for c in around.cases} | changed
         self.replay.forget(forget)
-        self.detector.reset(forget)
+        self.monitor.reset(forget)
         for case_id in forget:
             self.residual.pop(case_id, None)
         self.changes += 1
-
-    def _watch_for_change(self, state: TaskState, transition: Transition, namespace: tuple[str, ...] | None) -> None:
-        """Feed the outcome to the change detector, or to the test of a suspected change it belongs to.
-
-        On a confirmed change the steps and statistics of every candidate of the state are dropped
-        (`ReplayBuffer.forget`) with their residuals: their scores fall back to the similarity prior
-        (`backed_off`), and the network relearns them from fresh, recent-weighted minibatches.
-        """
-        suspect = self._testing.pop(state.episode_id, None)
-        if suspect is not None:
-            suspect["rewards"].append(transition.reward)
-            if len(suspect["rewards"]) < self.config.test_episodes:
-                return
-            if not any(x is suspect for x in self.suspects):
-                return  # settled by another episode's outcome
-            self.suspects = [x for x in self.suspects if x is not suspect]
-            # Beating a case that used to succeed 90 % by the margin is impossible; 90 % is enough.
-            if np.mean(suspect["rewards"]) >= min(suspect["reference"] + self.config.test_margin, 0.9):
-                self._forget_around(state, suspect["ids"], namespace)
-            else:
-                self.detector.reset(suspect["ids"])
-            return
-        if self.detector.observe(transition.case_ids, transition.reward, self.replay.stats):
-            self._forget_around(state, set(transition.case_ids), namespace)
-            return
-        level = max(self.detector.sums.get(c, 0.0) for c in transition.case_ids)
-        if self.config.suspect_threshold > 0 and level > self.config.suspect_threshold \
-                and self._suspect_near(state.embedding) is None:
-            reference = float(np.mean([self.detector.recent.get(c, 0.5) for c in transition.case_ids]))
-            self.suspects.append({"state": state.embedding, "ids": set(transition.case_ids),
-                                  "reference": reference, "rewards": []})
 
     # -- learning ---------------------------------------------------------------------------------
 

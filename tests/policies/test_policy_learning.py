@@ -166,16 +166,16 @@ def test_a_suspected_change_is_tested_with_similaritys_picks_before_anything_is_
     for _ in range(40):
         policy.record(state, shown, float(rng.random() < 0.9))
         policy.update()
-    while not policy.suspects:
+    while not policy.monitor.suspects:
         policy.record(state, shown, 0.0)
-    assert policy.changes == 0 and len(policy.suspects) == 1
+    assert policy.changes == 0 and len(policy.monitor.suspects) == 1
     similarity = [s.case.id for s in make_policy("similarity", bank=env.bank).select(state)]
     for _ in range(policy.config.test_episodes):
         test = TaskState(task=state.task, embedding=state.embedding)  # a new episode on the same task
         picked = [s.case.id for s in policy.select(test, explore=True)]
         assert picked == similarity, "a suspected change is tested with the similarity prior's picks"
         policy.record(test, picked, test_reward)
-    assert policy.suspects == [] and policy.changes == int(confirmed)
+    assert policy.monitor.suspects == [] and policy.changes == int(confirmed)
     history = policy.replay.stats.get(shown[0], (0, 0.0))[0]
     assert (history >= 40) == (not confirmed), "a confirmed change forgets the history, a false alarm nothing"
 
