@@ -89,7 +89,7 @@ def make(name: str, bank, seed: int):
     if name == "episodic-before":
         return EpisodicControlPolicy(bank, EpisodicControlConfig(name=name, seed=seed, bandwidth=0.3, prior_weight=0.05,
                                                                  min_similarity=-1, prior_slope=0, min_step=1e-9,
-                                                                 weigh_visits=False))
+                                                                 weigh_visits=False, change_threshold=0))
     cls, implied = POLICIES[name]
     return cls(bank, cls.config_class(**implied, **({} if name == "similarity" else {"seed": seed})))
 

@@ -30,6 +30,10 @@ y by max(1 / visits, `min_step`) (a running mean that keeps weighing recent outc
 change in usefulness shows), else a new entry is added. Entries live in the bank's SQLite
 (`policy_ec_entries`) and are mirrored in memory.
 
+Change: a Bernoulli CUSUM per case watches for outcomes falling below the case's recent
+record, and a suspected change is tested with similarity's picks before the entries around
+the task are deleted (`policies/change_detection.py`, shared with `NeuralQPolicy`).
+
 Credit assignment is the paper's: the episode's target is given to each shown case, with no
 model of the set, so this policy is a baseline for `NeuralQPolicy`'s set model.
 Selection is as in `NeuralQPolicy`: softmax(Q / alpha) sampling over the FAISS top-N while
@@ -47,6 +51,7 @@ import numpy as np
 from memento.case import Case
 from policies.base import (CaseSelectionPolicy, Selection, TaskState, check_config, policy_transaction,
                            sample_without_replacement, top_k)
+from policies.change_detection import ChangeMonitor
 
 ENTRIES_TABLE = "policy_ec_entries"
 
@@ -85,6 +90,16 @@ class EpisodicControlConfig:
     """Kernel mass of the prior pseudo-entry (an exact match has mass 1)."""
     min_step: float = 0.2
     """Least step of an entry's running mean, so that recent outcomes keep their weight."""
+    change_threshold: float = 4.5
+    """CUSUM level at which a case's outcomes, below its recent record, confirm a change; 0 = never."""
+    suspect_threshold: float = 2.0
+    """Level at which a change is suspected and tested with similarity's picks; 0 = no test."""
+    test_episodes: int = 3
+    """Learning episodes that test a suspected change."""
+    test_margin: float = 0.3
+    """How much better than the suspected cases' recent rate the similarity picks must do (or reach 90 %)."""
+    change_drop: float = 0.4
+    """The change looked for: a case's chance of success falls to this fraction of its recent rate."""
     weigh_visits: bool = True
     """An entry weighs its visits (up to 1 / min_step); False weighs each entry once, as before issue 12."""
     merge_similarity: float = 0.98
@@ -106,6 +121,8 @@ class EpisodicControlConfig:
             (self.bandwidth > 0 and self.prior_weight > 0 and self.alpha > 0, "bandwidth, prior_weight and alpha must be positive"),
             (-1 <= self.merge_similarity <= 1 and -1 <= self.min_similarity <= 1, "merge_similarity and min_similarity must be cosines in [-1, 1]"),
             (self.prior_slope >= 0 and 0 < self.min_step <= 1, "need prior_slope >= 0 and 0 < min_step <= 1"),
+            (self.change_threshold >= 0 and self.suspect_threshold >= 0 and self.test_episodes >= 1
+             and 0 < self.change_drop < 1, "need change and suspect thresholds >= 0, test_episodes >= 1, 0 < change_drop < 1"),
             (self.max_entries_per_case >= 1 and 0 <= self.gamma <= 1, "need max_entries_per_case >= 1 and 0 <= gamma <= 1"),
         ]
         check_config(self, rules)
@@ -131,6 +148,10 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         self.entries: dict[str, _Entries] = {}
         super().__init__(bank, config)
         self.rng = np.random.default_rng(self.config.seed)
+        self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
+                                     self.config.test_episodes, self.config.test_margin, self.config.min_similarity)
+        self.changes = 0
+        """Changes confirmed since the policy was created."""
 
     def _on_bind(self, bank: Any) -> None:
         bank.db.conn.executescript(SCHEMA)
@@ -180,7 +201,12 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         if not candidates:
             return []
         scores = self.q_values(state.embedding, [c.id for c in candidates.cases], candidates.similarities)
-        chosen = sample_without_replacement(scores / self.config.alpha, k, self.rng) if explore else top_k(scores, k)
+        if explore and self.config.change_threshold > 0 and self.monitor.testing(state.embedding, state.episode_id):
+            chosen = top_k(candidates.similarities, k)  # test a suspected change with the prior's picks
+        elif explore:
+            chosen = sample_without_replacement(scores / self.config.alpha, k, self.rng)
+        else:
+            chosen = top_k(scores, k)
         return [Selection(case=candidates.cases[i], score=float(scores[i]),
                           similarity=float(candidates.similarities[i])) for i in chosen]
 
@@ -198,6 +224,8 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
                 next_q = self.q_values(next_state.embedding, [c.id for c in following.cases],
                                        following.similarities) / self.config.alpha
                 target += self.config.gamma * self.config.alpha * (_logsumexp(next_q) - math.log(len(next_q)))
+        if done and cases and self.config.change_threshold > 0:
+            self._watch_for_change(state, [c.id for c in cases], float(reward), namespace)
         plans = [self._plan(case.id, state.embedding, target) for case in cases]
         written = []
         with policy_transaction(self.bank) as conn:
@@ -213,6 +241,31 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         # The memory mirror changes only once the transaction has committed.
         for case_id, row, q, visits in written:
             self._apply(case_id, row, state.embedding, q, visits)
+
+    def _watch_for_change(self, state: TaskState, case_ids: list[str], reward: float,
+                          namespace: tuple[str, ...] | None) -> None:
+        """Feed the outcome to the change monitor; on a confirmed change, delete the entries around `state`.
+
+        Every candidate of the state loses its entries, so its estimate is the similarity prior
+        again until fresh outcomes come in (this one is written after the deletion).
+        """
+        stats = {}
+        for case_id in case_ids:
+            entries = self.entries.get(case_id)
+            if entries is not None:
+                stats[case_id] = (int(entries.visits.sum()), float(entries.visits @ entries.q))
+        changed = self.monitor.observe(state.embedding, state.episode_id, case_ids, reward, stats)
+        if changed is None:
+            return
+        around = self._candidates(state, self.bank, self.config.candidates, namespace)
+        forget = sorted(({c.id for c in around.cases} | changed) & set(self.entries))
+        with policy_transaction(self.bank) as conn:
+            conn.executemany(f"DELETE FROM {ENTRIES_TABLE} WHERE policy = ? AND case_id = ?",
+                             [(self.config.name, case_id) for case_id in forget])
+        for case_id in forget:
+            del self.entries[case_id]
+        self.monitor.reset(forget)
+        self.changes += 1
 
     def _plan(self, case_id: str, state: np.ndarray, target: float) -> tuple[str, int | None, float, int]:
         """(case id, entry row to update or None to add, new Q, new visit count)."""
@@ -246,7 +299,7 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         """Nothing to do: entries are updated as outcomes are recorded. Returns the table's size."""
         self._bank()
         return {"charts/entries": float(sum(len(e.ids) for e in self.entries.values())),
-                "charts/cases_with_entries": float(len(self.entries))}
+                "charts/cases_with_entries": float(len(self.entries)), "charts/changes_detected": float(self.changes)}
 
     def summary(self) -> dict[str, Any]:
         """How many entries the policy holds, and for how many cases."""

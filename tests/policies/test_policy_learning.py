@@ -94,7 +94,7 @@ def at_cosine(state, cosine, axis):
 
 
 BEFORE_ISSUE_12 = EpisodicControlConfig(bandwidth=0.3, prior_weight=0.05, min_similarity=-1, prior_slope=0, min_step=1e-9,
-                                        weigh_visits=False)
+                                        weigh_visits=False, change_threshold=0)
 
 
 @pytest.mark.parametrize("config, learns", [(EpisodicControlConfig(), True), (BEFORE_ISSUE_12, False)])
@@ -181,22 +181,25 @@ def test_a_suspected_change_is_tested_with_similaritys_picks_before_anything_is_
 
 
 @pytest.mark.slow
-def test_after_a_flip_the_neural_policy_recovers_more_than_before_issue_12(tmp_path):
-    """Not the 30-episode goal (the README has the measured recovery): the change handling must help."""
+@pytest.mark.parametrize("policy_class, now, before", [
+    (NeuralQPolicy, NeuralQConfig(), NeuralQConfig(prior_shows=0, residual_lr=0, recent_fraction=0, change_threshold=0)),
+    (EpisodicControlPolicy, EpisodicControlConfig(), BEFORE_ISSUE_12),
+])
+def test_after_a_flip_a_learned_policy_recovers_more_than_before_issue_12(tmp_path, policy_class, now, before):
+    """Not the 30-episode goal (the README has the measured recovery): the change handling must help, 30 episodes on."""
     results = {}
-    for name, config in {"now": NeuralQConfig(), "before": NeuralQConfig(prior_shows=0, residual_lr=0, recent_fraction=0,
-                                                                          change_threshold=0)}.items():
+    for name, config in {"now": now, "before": before}.items():
         scores = []
         for seed in (0, 1):
             env = CaseUsefulnessEnv.create(tmp_path / f"{name}-{seed}.db",
                                            UsefulnessEnvConfig(flip_families=2, seed=seed))
-            policy = NeuralQPolicy(env.bank, NeuralQConfig(**{**asdict(config), "seed": seed}))
+            policy = policy_class(env.bank, type(config)(**{**asdict(config), "seed": seed}))
             rng = np.random.default_rng([seed, 0])
             train_online(policy, env, 300, rng)
             tasks = env.tasks_of(env.heldout_tasks, env.flip())
-            train_online(policy, env, 120, rng)
+            train_online(policy, env, 30, rng)
             scores.append(expected(policy, env, tasks))
             env.bank.close()
         results[name] = float(np.mean(scores))
     print(results)
-    assert results["now"] >= results["before"] + 0.1
+    assert results["now"] >= results["before"] + 0.2
