@@ -102,7 +102,7 @@ def test_an_unknown_case_id_is_refused_and_nothing_is_written(env, name):
 def test_neural_rewards_must_be_probabilities(env):
     policy = make_policy("neural", bank=env.bank)
     state = env.state(env.train_tasks[0])
-    with pytest.raises(ValidationError, match=r"outside \[0, 1\]"):
+    with pytest.raises(ValidationError, match=r"outside \[0(\.0)?, 1(\.0)?\]"):
         policy.record(state, [], 2.0)
 
 
