@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,6 +21,55 @@ from memento.errors import ValidationError
 from memento.procedure import Procedure
 
 DEFAULT_NAMESPACE: tuple[str, ...] = ("default",)
+
+REWARD_RANGE: tuple[float, float] = (0.0, 1.0)
+"""Every reward in memento (a case's, a policy's outcome) lies here: 0 a failure, 1 a success."""
+
+
+@dataclass(frozen=True)
+class CaseLimits:
+    """Size limits on what a case may hold; change them with `set_case_limits`."""
+
+    max_text_chars: int = 200_000
+    """Characters of the task and of the answer."""
+    max_label_chars: int = 200
+    """Characters of one namespace label."""
+    max_namespace_depth: int = 16
+    """Labels in a namespace."""
+
+
+_limits = CaseLimits()
+
+
+def case_limits() -> CaseLimits:
+    return _limits
+
+
+def set_case_limits(**changes: int) -> CaseLimits:
+    """Change the limits for this process (e.g. `set_case_limits(max_text_chars=1_000_000)`); returns the new ones."""
+    global _limits
+    unknown = set(changes) - {f.name for f in fields(CaseLimits)}
+    if unknown:
+        raise ValidationError(f"unknown case limit(s) {sorted(unknown)}; they are {[f.name for f in fields(CaseLimits)]}")
+    for name, value in changes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValidationError(f"case limit {name}={value!r} must be a positive whole number")
+    _limits = replace(_limits, **changes)
+    return _limits
+
+
+def check_reward(reward: Any, *, what: str = "reward") -> float:
+    """A reward as a float in REWARD_RANGE, or memento's ValidationError naming the value and the fix."""
+    low, high = REWARD_RANGE
+    if isinstance(reward, bool) or not isinstance(reward, (int, float)) and not hasattr(reward, "__float__"):
+        raise ValidationError(f"{what} {reward!r} is not a number; use a number from {low:g} (failure) to {high:g} (success)")
+    value = float(reward)
+    if not math.isfinite(value):
+        raise ValidationError(f"{what} {reward!r} is not a finite number; use {low:g} for a failure, {high:g} for a success")
+    if not low <= value <= high:
+        raise ValidationError(f"{what} {reward!r} is outside [{low:g}, {high:g}]; use {low:g} for a failure, {high:g} "
+                              f"for a success, or a score in between (scale other rewards into that range)")
+    return value
 
 
 def utc_now() -> datetime:
@@ -66,38 +116,74 @@ class Case(BaseModel):
             raise ValueError(f"case id {value!r} must be 1 to 200 characters, not blank")
         return value
 
+    def __init__(self, **data: Any):
+        # Case(...) is the README's first object: a bad field is memento's error, not pydantic's.
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(f"invalid case: {_explain(exc)}") from None
+
     @field_validator("namespace", mode="before")
     @classmethod
     def _namespace_is_tuple(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = tuple(value.split("/")) if value else ()
-        if isinstance(value, list):
-            value = tuple(value)
-        if not isinstance(value, tuple) or not value:
-            raise ValueError(f"namespace {value!r} must be a non-empty tuple of strings, e.g. ('tenant', 'agent')")
-        for label in value:
-            if not isinstance(label, str) or not label or "/" in label:
-                raise ValueError(f"namespace label {label!r} must be a non-empty string without '/'")
-        return value
+        return check_namespace(value)
 
     @field_validator("task")
     @classmethod
     def _task_not_empty(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("task text is empty; a case needs the task it solved")
-        return value
+        return _within_limit(value, "task")
 
-    @field_validator("reward")
+    @field_validator("answer")
     @classmethod
-    def _reward_finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError(f"reward {value!r} is not a finite number; use e.g. 0.0 for a failure, 1.0 for a success")
-        return float(value)
+    def _answer_within_limit(cls, value: str) -> str:
+        return _within_limit(value, "answer")
+
+    @field_validator("reward", mode="before")
+    @classmethod
+    def _reward_in_range(cls, value: Any) -> float:
+        try:
+            return check_reward(value)
+        except ValidationError as error:
+            raise ValueError(str(error)) from None
 
     @field_validator("created_at", "updated_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def check_namespace(value: Any) -> tuple[str, ...]:
+    """A namespace as a tuple of labels: non-empty, no '/', not '.' or '..', within the size limits."""
+    if isinstance(value, str):
+        value = tuple(value.split("/")) if value else ()
+    if isinstance(value, list):
+        value = tuple(value)
+    limits = case_limits()
+    if not isinstance(value, tuple) or not value:
+        raise ValueError(f"namespace {value!r:.80} must be a non-empty tuple of strings, e.g. ('tenant', 'agent')")
+    if len(value) > limits.max_namespace_depth:
+        raise ValueError(f"namespace has {len(value)} labels, more than {limits.max_namespace_depth}; "
+                         f"use fewer levels (or raise max_namespace_depth with set_case_limits)")
+    for label in value:
+        if not isinstance(label, str) or not label or "/" in label:
+            raise ValueError(f"namespace label {label!r:.80} must be a non-empty string without '/'")
+        if label in (".", "..") or not label.isprintable():
+            raise ValueError(f"namespace label {label!r:.80} is not allowed ('.', '..' and control characters read "
+                             f"as paths or break listings); name the tenant or agent, e.g. 'acme'")
+        if len(label) > limits.max_label_chars:
+            raise ValueError(f"namespace label of {len(label)} characters is longer than {limits.max_label_chars}; "
+                             f"shorten it (or raise max_label_chars with set_case_limits)")
+    return value
+
+
+def _within_limit(text: str, field: str) -> str:
+    limit = case_limits().max_text_chars
+    if len(text) > limit:
+        raise ValueError(f"{field} has {len(text):,} characters, more than {limit:,}; keep the gist in the case and "
+                         f"the full text in a file (or raise max_text_chars with set_case_limits)")
+    return text
 
 
 def namespace_key(namespace: tuple[str, ...] | list[str] | str) -> str:
@@ -113,10 +199,12 @@ def validate_case(data: Case | dict[str, Any], *, where: str = "") -> Case:
         return data
     if not isinstance(data, dict):
         raise ValidationError(f"{where}expected a case as a JSON object, got {type(data).__name__}: {data!r:.80}")
+    if not all(isinstance(key, str) for key in data):
+        raise ValidationError(f"{where}a case's fields are named by strings, got keys {list(data)!r:.80}")
     try:
-        return Case.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise ValidationError(f"{where}invalid case: {_explain(exc)}") from None
+        return Case(**data)
+    except ValidationError as error:
+        raise ValidationError(f"{where}{error}") from None
 
 
 def _explain(exc: pydantic.ValidationError) -> str:
@@ -126,8 +214,3 @@ def _explain(exc: pydantic.ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         parts.append(f"{field}: {message}")
     return "; ".join(parts)
-
-
-def case_field_error(exc: pydantic.ValidationError) -> ValidationError:
-    """A pydantic error from an assignment, as memento's ValidationError."""
-    return ValidationError(f"invalid case: {_explain(exc)}")

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from memento.case import Case
+from memento.case import check_reward as check_case_reward
 from memento.errors import NotFoundError, PolicyError, ValidationError
 
 CHECKPOINT_VERSION = 1
@@ -271,12 +272,8 @@ def check_config(config: Any, rules: list[tuple[bool, str]]) -> None:
 
 
 def check_reward(reward: Any) -> float:
-    """A reward as a float, or ValidationError if it is not a finite number."""
-    if isinstance(reward, bool) or not isinstance(reward, (int, float, np.floating, np.integer)):
-        raise ValidationError(f"reward {reward!r} is not a number; use e.g. 0.0 for a failure, 1.0 for a success")
-    if not math.isfinite(float(reward)):
-        raise ValidationError(f"reward {reward!r} is not a finite number; use e.g. 0.0 for a failure, 1.0 for a success")
-    return float(reward)
+    """A reward as a float in memento's one reward range (memento.case.REWARD_RANGE), else ValidationError."""
+    return check_case_reward(reward)
 
 
 def policy_transaction(bank: Any):

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Sequence
 
 import numpy as np
-import pydantic
 import sqlite_utils
 from filelock import FileLock
 
@@ -33,7 +32,7 @@ from memento.bank.schema import (
     CASE_FIELDS, INSERT_CASE, MIGRATIONS, SCHEMA, SCHEMA_VERSION, SELECT_CASE, blob_to_vector, case_to_row, filter_sql, row_to_case,
 )
 from memento.bank.vector_index import IndexConfig, VectorIndex
-from memento.case import Case, case_field_error, utc_now, validate_case
+from memento.case import Case, utc_now, validate_case
 from memento.embedders import (DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, as_query_matrix, as_vector,
                                default_embedder)
 from memento.errors import (
@@ -311,10 +310,7 @@ class CaseBank:
         if unknown:
             raise ValidationError(f"unknown case field(s) {sorted(unknown)}; fields are {sorted(Case.model_fields)}")
         old = self.get(case_id)
-        try:
-            new = Case.model_validate({**old.model_dump(), **fields, "updated_at": fields.get("updated_at", utc_now())})
-        except pydantic.ValidationError as exc:
-            raise case_field_error(exc) from None
+        new = Case(**{**old.model_dump(), **fields, "updated_at": fields.get("updated_at", utc_now())})
         if vector is not None:
             new_vector = as_query_matrix(vector, self.dim, what="vector")[0]
         elif new.task != old.task:

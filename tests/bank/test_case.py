@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 
@@ -37,3 +38,47 @@ def test_namespace_from_string_and_unknown_field_rejected():
     assert validate_case({"task": "t", "namespace": "acme/agent"}).namespace == ("acme", "agent")
     with pytest.raises(ValidationError, match="colour"):
         validate_case({"task": "t", "colour": "red"})
+
+
+@pytest.mark.parametrize("reward, needle", [
+    (5.0, "outside [0, 1]"), (-1e9, "outside [0, 1]"), (True, "not a number"), ("1.0", "not a number"),
+])
+def test_a_reward_outside_the_one_range_is_refused_everywhere(reward, needle):
+    from memento.errors import MementoError
+    from memento.policy import check_reward
+
+    with pytest.raises(MementoError, match=re.escape(needle)):
+        Case(task="t", reward=reward)
+    with pytest.raises(MementoError, match=re.escape(needle)):
+        check_reward(reward)
+
+
+@pytest.mark.parametrize("data, needle", [
+    ({"task": ""}, "task text is empty"),
+    ({"task": "t", "answer": "x" * 10_000_000}, "more than 200,000"),
+    ({"task": "t", "namespace": ("..",)}, "is not allowed"),
+    ({"task": "t", "namespace": ("a", ".")}, "is not allowed"),
+    ({"task": "t", "namespace": ("n" * 100_000,)}, "longer than 200"),
+    ({"task": "t", "namespace": tuple("abcdefghijklmnopq")}, "more than 16"),
+])
+def test_size_and_namespace_limits_give_a_memento_error(data, needle):
+    from memento.errors import MementoError
+
+    with pytest.raises(MementoError, match=re.escape(needle)):
+        Case(**data)
+
+
+def test_limits_are_configurable_and_checked():
+    from memento.case import case_limits, set_case_limits
+    from memento.errors import ValidationError as MementoValidationError
+
+    before = case_limits()
+    try:
+        set_case_limits(max_text_chars=20_000_000)
+        assert len(Case(task="t", answer="x" * 10_000_000).answer) == 10_000_000
+        with pytest.raises(MementoValidationError, match="unknown case limit"):
+            set_case_limits(max_words=3)
+        with pytest.raises(MementoValidationError, match="positive whole number"):
+            set_case_limits(max_label_chars=0)
+    finally:
+        set_case_limits(**{f: getattr(before, f) for f in ("max_text_chars", "max_label_chars", "max_namespace_depth")})

@@ -63,7 +63,7 @@ def test_set_parses_json_values_nested_metadata_and_keeps_text_fields_text(cli, 
 
 def test_set_errors_change_nothing(cli, bank):
     before = cli.snapshot(bank)
-    assert "valid number" in cli.fails("cases", "edit", "river-2", "--set", "reward=lots", "--bank", bank)
+    assert "is not a number" in cli.fails("cases", "edit", "river-2", "--set", "reward=lots", "--bank", bank)
     assert "not an editable case field" in cli.fails("cases", "edit", "river-2", "--set", "colour=red", "--bank", bank)
     assert "not an editable case field" in cli.fails("cases", "edit", "river-2", "--set", "id=x", "--bank", bank)
     assert "not key=value" in cli.fails("cases", "edit", "river-2", "--set", "reward", "--bank", bank)
