@@ -33,7 +33,7 @@ from memento.bank.vector_index import omp_threads
 from memento.embedders import normalize_rows
 from policies import TaskState, make_policy
 from policies.base import sample_without_replacement, top_k
-from policies.neural_q import torch_threads
+from memento.threads import torch_threads
 
 DIM = 384
 CANDIDATES = 64

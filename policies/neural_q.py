@@ -83,7 +83,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
@@ -95,6 +94,7 @@ from torch.nn import functional as F
 
 from memento.case import Case
 from memento.errors import PolicyError, ValidationError
+from memento.threads import torch_threads
 from policies.base import (Candidates, CaseSelectionPolicy, Selection, TaskState, check_config,
                            sample_without_replacement, top_k)
 from policies.change_detection import ChangeMonitor
@@ -534,20 +534,6 @@ class NeuralQPolicy(CaseSelectionPolicy):
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch with `n` intra-op threads, then restore the previous setting (the setting is process-wide)."""
-    previous = torch.get_num_threads()
-    if previous == n:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _padded(batch: Sequence[Transition], vectors: list[np.ndarray], features: list[np.ndarray], *,
