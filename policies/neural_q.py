@@ -85,7 +85,7 @@ import math
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
