@@ -15,7 +15,6 @@ import socket
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from memento.tools.sandbox import PythonSandbox, SandboxLimits, detect_isolation
+from tests.tools.listeners import accepting
 
 SECRET = "sk-memento-test-" + uuid.uuid4().hex
 NOBODY = 65534
@@ -136,23 +136,8 @@ def unix_listener(tmp_path):
     path = tmp_path / "host.sock"
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(path))
-    server.listen()
-    server.settimeout(0.2)
-    accepted, stop = [], threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield path, accepted
-    stop.set()
-    thread.join()
-    server.close()
+    with accepting(server) as accepted:
+        yield path, accepted
 
 
 def test_a_unix_socket_does_not_reach_a_listener_on_the_host(sandbox, unix_listener):

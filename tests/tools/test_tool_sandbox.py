@@ -12,7 +12,6 @@ import os
 import socket
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
@@ -20,6 +19,7 @@ import pytest
 from memento.errors import ValidationError
 from memento.tools.sandbox import PythonSandbox, SandboxLimits, detect_isolation, python_tool
 from tests.tools.test_sandbox_escapes import processes_mentioning
+from tests.tools.listeners import accepting
 
 LIMITS = SandboxLimits(time_s=2.0, memory_mb=256, max_output_chars=1000)
 
@@ -126,23 +126,8 @@ def listener():
     """A TCP server on 127.0.0.1 that counts the connections it accepts."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.2)
-    accepted, stop = [], threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], accepted
-    stop.set()
-    thread.join()
-    server.close()
+    with accepting(server) as accepted:
+        yield server.getsockname()[1], accepted
 
 
 @pytest.mark.parametrize("isolation", ["auto", "process"])
