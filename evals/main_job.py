@@ -23,7 +23,8 @@ The hotpotqa suite reads `qa/hotpotqa_500.jsonl` and searches `corpus/wiki_passa
 under the shared data folder (--data-dir, else $MEMENTO_SHARED_DATA, else ../shared/data).
 
 It prints the test table (EM and F1 per arm with 95% bootstrap intervals and the paired
-difference to the no-memory arm) and the elapsed time, and leaves report.md, summary.json,
+difference to the no-memory arm) and the elapsed time, and exits with 1 and one line on stderr if
+any episode errored (a model server that is down, say; --resume retries them). It leaves report.md, summary.json,
 episodes.jsonl, manifest.json and the PNG plots (learning_curve.png among them) in the run folder.
 """
 
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from envs.task import shared_data_dir
 from evals.config import ARMS, EvalConfig, TaskSpec
-from evals.report import format_tables
+from evals.report import error_line, format_tables
 from evals.runner import resume_config, run_eval
 from memento.errors import MementoError
 
@@ -125,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {Path(config.out_dir) / name}")
     print(f"elapsed: {elapsed:.0f} s ({summary.episodes} episodes, {summary.episode_seconds / max(1, summary.episodes):.1f} s "
           f"per episode of wall time with {config.concurrency} in flight)")
+    failed = error_line(summary, resume=f"run python -m evals.main_job --resume {config.out_dir}")
+    if failed:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 

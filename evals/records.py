@@ -1,8 +1,11 @@
 """Per-episode records (episodes.jsonl, appended and flushed one episode at a time) and the summary.
 
 An episode is keyed by (arm, phase, iteration, task id, attempt). The log is the run's source of
-truth: a restarted run reads it, skips the keys it holds and never writes one twice. A line cut
-off by a crash mid-write is dropped on the next open (that episode is run again).
+truth: a restarted run reads it, skips the episodes it holds as done and never writes a done one
+twice. An episode that errored is not done: the restarted run retries it and appends its new
+record after the old one (the log is append-only), and the latest record of a key is the one
+that counts. A line cut off by a crash mid-write is dropped on the next open (that episode is
+run again).
 """
 
 from __future__ import annotations
@@ -98,24 +101,30 @@ class EpisodeRecord(BaseModel):
 
 
 class EpisodeLog:
-    """episodes.jsonl: read once on open (repairing a cut-off last line), then appended one line at a time."""
+    """episodes.jsonl: read once on open (repairing a cut-off last line), then appended one line at a time.
+
+    `records` holds the latest record of each key, in the order the keys first appear.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.records: list[EpisodeRecord] = self._load()
-        self.keys: set[EpisodeKey] = {record.key for record in self.records}
+        self._latest: dict[EpisodeKey, EpisodeRecord] = self._load()
 
-    def _load(self) -> list[EpisodeRecord]:
+    @property
+    def records(self) -> list[EpisodeRecord]:
+        return list(self._latest.values())
+
+    def _load(self) -> dict[EpisodeKey, EpisodeRecord]:
         if not self.path.exists():
-            return []
+            return {}
         data = self.path.read_bytes()
         if data and not data.endswith(b"\n"):
             # A crash cut the last line: that episode is not done, so drop the fragment.
             data = data[: data.rfind(b"\n") + 1]
             with open(self.path, "r+b") as handle:
                 handle.truncate(len(data))
-        records, seen = [], set()
+        latest: dict[EpisodeKey, EpisodeRecord] = {}
         for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
@@ -124,27 +133,34 @@ class EpisodeLog:
             except ValueError as error:
                 raise DataError(f"{self.path}:{number} is not an episode record ({error}); "
                                 f"fix or delete that line, or start a fresh run folder") from None
-            if record.key not in seen:
-                seen.add(record.key)
-                records.append(record)
-        return records
+            if not self._is_done(latest.get(record.key)):
+                latest[record.key] = record
+        return latest
+
+    @staticmethod
+    def _is_done(record: EpisodeRecord | None) -> bool:
+        return record is not None and record.error is None
 
     def __contains__(self, key: EpisodeKey) -> bool:
-        return key in self.keys
+        """Whether the key has a record, done or errored."""
+        return key in self._latest
+
+    def done(self, key: EpisodeKey) -> bool:
+        """Whether the episode of `key` finished without an error (an errored one is retried)."""
+        return self._is_done(self._latest.get(key))
 
     def append(self, record: EpisodeRecord) -> bool:
-        """Write one record and flush it to disk; False (nothing written) if its key is already there."""
+        """Write one record and flush it to disk; False (nothing written) if its episode is already done."""
         line = record.model_dump_json() + "\n"
         with self._lock:
-            if record.key in self.keys:
+            if self.done(record.key):
                 return False
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
-            self.keys.add(record.key)
-            self.records.append(record)
+            self._latest[record.key] = record
         return True
 
 
@@ -255,12 +271,16 @@ class EvalSummary(BaseModel):
     """Per arm and phase: mean episode time, LLM calls and tokens."""
     training_curves: list[TrainingCurve] = Field(default_factory=list)
     """Per arm: EM of each training episode in the order run."""
+    errored_episodes: int = 0
+    """Episodes whose latest record is an error (counted in `episodes`, as wrong answers); a resumed run retries them."""
+    first_error: str | None = None
+    """The first errored episode and its error, e.g. "similarity train 1 task t1 attempt 0: LLMConnectionError: ..."."""
 
     @computed_field
     @property
     def complete(self) -> bool:
-        """Whether every planned episode is done (else: run the same config again to resume)."""
-        return self.episodes >= self.expected_episodes
+        """Whether every planned episode is done without an error (else: run the same config again to resume)."""
+        return self.episodes >= self.expected_episodes and self.errored_episodes == 0
 
     @property
     def scored_pass(self) -> tuple[Phase, str]:
@@ -334,6 +354,7 @@ def summarize(records: list[EpisodeRecord], *, run_dir: str, protocol: str, arms
     scored_phase, scored_pass = ("test", 1) if protocol == "split" else ("train", iterations)
     scored = [r for r in records if r.phase == scored_phase and r.iteration == scored_pass]
     by_domain = [row for row in _rows(scored, arms, lambda r: r.domain) if row.group in ("in", "out")]
+    errored = [r for r in records if r.error is not None]
     return EvalSummary(
         run_dir=run_dir, protocol=protocol, arms=arms, iterations=iterations, attempts=attempts,
         episodes=len(records), expected_episodes=expected_episodes,
@@ -348,7 +369,14 @@ def summarize(records: list[EpisodeRecord], *, run_dir: str, protocol: str, arms
         training_curves=[TrainingCurve(arm=arm, iteration=[r.iteration for r in train],
                                        em=[r.scores.get("em", 0.0) for r in train])
                          for arm in arms if (train := [r for r in records if r.arm == arm and r.phase == "train"])],
+        errored_episodes=len(errored),
+        first_error=_describe_error(errored[0]) if errored else None,
     )
+
+
+def _describe_error(record: EpisodeRecord) -> str:
+    return (f"{record.arm} {record.phase} {record.iteration} task {record.task_id} attempt {record.attempt}: "
+            f"{record.error}")
 
 
 # --- intervals, differences to no memory, costs ---------------------------------------------

@@ -1,6 +1,7 @@
 """report.md: the run's tables in markdown, the plots, and how to reproduce it.
 
-`format_tables(summary)` gives the same tables as text, for the terminal. The headline table is
+`format_tables(summary)` gives the same tables as text, for the terminal, and `error_line(summary)`
+the line a command prints when episodes errored. The headline table is
 the scored pass (the held-out test pass of the split protocol, else the last learning pass): EM
 and F1 per arm with 95% bootstrap intervals over tasks, and each arm's paired difference to the
 no-memory arm; an interval that excludes zero is starred.
@@ -128,6 +129,17 @@ def format_tables(summary: EvalSummary) -> str:
     return "\n".join(parts)
 
 
+def error_line(summary: EvalSummary, *, resume: str = "run the same command again") -> str | None:
+    """One line for a run whose episodes errored (None when none did): how many, the first error, the fix.
+
+    `resume` says how to finish the run; it retries the errored episodes and keeps the others.
+    """
+    if not summary.errored_episodes:
+        return None
+    return (f"{summary.errored_episodes} of {summary.episodes} episodes errored (scored as wrong answers), the first: "
+            f"{summary.first_error}; fix the cause, then {resume} to retry them (episodes that finished are kept)")
+
+
 def write_report(summary: EvalSummary, path: str | Path, *, plots: list[Path] = ()) -> Path:
     """Write report.md beside the summary; reads manifest.json from the same folder when it is there."""
     path = Path(path)
@@ -139,10 +151,14 @@ def write_report(summary: EvalSummary, path: str | Path, *, plots: list[Path] = 
         "",
         f"Protocol **{summary.protocol}**, {summary.iterations} learning pass(es), {summary.attempts} attempt(s) per "
         f"task, arms {', '.join(summary.arms)}. Episodes {summary.episodes} of {summary.expected_episodes}"
+        f"{f', {summary.errored_episodes} errored' if summary.errored_episodes else ''}"
         f"{'' if summary.complete else ' (incomplete: run the same command again to resume)'}. "
         f"Episode wall time {summary.episode_seconds:.0f} s; this invocation took {summary.elapsed_s:.0f} s.",
         "",
     ]
+    if summary.errored_episodes:
+        lines += [f"**{summary.errored_episodes} episodes errored** and are scored as wrong answers; running the "
+                  f"same command again retries them. The first: `{summary.first_error}`", ""]
     if summary.intervals:
         lines += [f"## {_scored_label(summary).capitalize()}: EM and F1 with 95% confidence intervals", "",
                   headline_table(summary), "",

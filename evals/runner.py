@@ -11,9 +11,10 @@ arms are in flight at once.
 
 Resume: each finished episode is appended and flushed to episodes.jsonl before the next write,
 keyed by (arm, phase, iteration, task id, attempt). Running the same config on the same folder
-skips the keys already there. An episode's case gets an id fixed by its key, so an episode that
-wrote its case but died before its line was written is found in the bank and its record rebuilt
-from the case instead of being run (and stored) again.
+skips the episodes done there and retries those that errored (their new records are appended;
+the latest counts). An episode's case gets an id fixed by its key, so an episode that wrote its
+case but died before its line was written is found in the bank and its record rebuilt from the
+case instead of being run (and stored) again.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ async def arun_eval(config: EvalConfig, *, progress: bool = True, episodes: Epis
     try:
         write_manifest(run_dir, config, llm=llm, judge=judge, arms=arms, corpus=corpus,
                        task_counts={f"{p.phase} pass {p.iteration}": len(p.tasks) for p in passes},
-                       test_tasks_with_train_text=same_text_overlap(passes), resumed_episodes=len(log.records))
+                       test_tasks_with_train_text=same_text_overlap(passes),
+                       resumed_episodes=sum(log.done(r.key) for r in log.records))
         for one_pass in passes:
             await run_pass(one_pass, config, arms, episodes, log, judge, progress=progress)
     finally:
@@ -251,10 +253,10 @@ def open_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Embedder | 
 
 async def run_pass(one_pass: Pass, config: EvalConfig, arms: dict[str, ArmMemory], episodes: EpisodeRunner,
                    log: EpisodeLog, judge: Any, *, progress: bool) -> None:
-    """Run the episodes of one pass not yet in the log, up to `config.concurrency` at once."""
+    """Run the episodes of one pass not yet done (never run, or errored), up to `config.concurrency` at once."""
     jobs = [(arm, task, attempt)
             for task in one_pass.tasks for attempt in range(config.attempts) for arm in arms.values()
-            if (arm.name, one_pass.phase, one_pass.iteration, task.id, attempt) not in log]
+            if not log.done((arm.name, one_pass.phase, one_pass.iteration, task.id, attempt))]
     if not jobs:
         return
     gate = asyncio.Semaphore(config.concurrency)

@@ -10,7 +10,7 @@ import typer
 from memento.cli.banks import resolve_embedder
 from memento.cli.options import EmbedderName
 from memento.cli.output import note, output_options
-from memento.errors import DataError, NotFoundError, ValidationError
+from memento.errors import DataError, MementoError, NotFoundError, ValidationError
 
 app = typer.Typer(help="Run the continual-learning evals and read their results.", no_args_is_help=True)
 
@@ -37,8 +37,9 @@ def run(config: Annotated[Optional[Path], typer.Argument(
     """Example: memento eval run --source fictional --limit 4 --arm none --arm neural --iterations 2 --out-dir runs/demo
 
     Run the eval a config describes (the defaults without one), flags overriding it; a folder
-    that holds part of the same run is resumed. Writes episodes.jsonl, summary.json, report.md
-    and the plots into the run folder and prints accuracy per arm and pass.
+    that holds part of the same run is resumed (episodes that errored are retried). Writes
+    episodes.jsonl, summary.json, report.md and the plots into the run folder and prints accuracy
+    per arm and pass; exits with 1 and one `Error:` line if any episode errored.
     """
     from evals.config import EvalConfig, load_config
     from evals.runner import run_eval
@@ -55,7 +56,12 @@ def run(config: Annotated[Optional[Path], typer.Argument(
     except pydantic.ValidationError as exc:
         raise ValidationError(f"invalid eval settings: {exc.errors()[0]['msg']} "
                               f"(at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'the config'})") from None
+    from evals.report import error_line
+
     summary = run_eval(eval_config, progress=sys.stderr.isatty(), embedder=resolve_embedder(embedder) if embedder else None)
+    failed = error_line(summary, resume=f"run `memento eval run` with the same config and --out-dir {summary.run_dir}")
+    if failed:
+        raise MementoError(failed)
     note(f"{summary.episodes}/{summary.expected_episodes} episodes; report: {Path(summary.run_dir) / 'report.md'}")
     return rows(summary, "iteration")
 
