@@ -253,7 +253,7 @@ def train_online(policy: Any, env: CaseUsefulnessEnv, episodes: int, rng: np.ran
     for _ in range(episodes):
         task = env.train_tasks[int(rng.integers(len(env.train_tasks)))]
         state = env.state(task)
-        shown = [s.case.id for s in policy.select(state, env.bank, explore=True)]
+        shown = [s.case.id for s in policy.select(state, explore=True)]
         reward = env.reward(task, shown, rng)
         policy.record(state, shown, reward)
         policy.update()
@@ -270,7 +270,7 @@ def evaluate(policy: Any, env: CaseUsefulnessEnv, tasks: Sequence[UsefulnessTask
     """
     outcomes, expected = [], []
     for task in tasks:
-        shown = [s.case.id for s in policy.select(env.state(task), env.bank, explore=False)]
+        shown = [s.case.id for s in policy.select(env.state(task), explore=False)]
         probability = env.success_probability(task, shown)
         expected.append(probability)
         outcomes.extend(float(rng.random() < probability) for _ in range(repeats))

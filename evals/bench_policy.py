@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
             lambda: bank.search(state.embedding, k=CANDIDATES, with_vectors=True), args.repeats)
 
         neural = make_policy("neural", bank=bank, candidates=CANDIDATES, gradient_steps=0)
-        candidates = neural._candidates(state, bank, CANDIDATES, None)
+        candidates = neural._candidates(state, CANDIDATES, None)
         features = neural.features(candidates.cases, candidates.similarities)
         results["neural_score_64_and_top_k"] = timed(
             lambda: top_k(neural.score(state.embedding, candidates.vectors, features), K), args.repeats)

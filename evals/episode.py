@@ -24,7 +24,7 @@ from envs.task import Task
 from evals.config import NO_MEMORY
 from evals.records import ShownCase
 from memento.errors import NotFoundError, ValidationError
-from memento.policy import CaseSelectionPolicy, Selection
+from memento.policy import CaseSelectionPolicy, Selection, excluder
 
 CURRENT_NOTES: contextvars.ContextVar[EpisodeNotes | None] = contextvars.ContextVar("memento_eval_notes", default=None)
 
@@ -55,30 +55,27 @@ class GuardedPolicy:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.policy, name)
 
-    def select(self, state: Any, bank: Any = None, k: int | None = None, *, namespace: tuple[str, ...] | None = None,
-               explore: bool = False) -> list[Selection]:
+    def select(self, state: Any, **options: Any) -> list[Selection]:
         """The wrapped policy's selection, noted in the episode's notes; without same-task cases when guarded."""
         notes = CURRENT_NOTES.get()
-        k = self.policy.config.k if k is None else k
         task = normalize_answer(state.task)
-        wanted = k
-        while True:
-            with self.lock:
-                selections = self.policy.select(state, bank, wanted, namespace=namespace, explore=explore)
-            same = [s for s in selections if normalize_answer(s.case.task) == task]
-            if notes is None or not notes.exclude_same_task or not same:
-                break
-            kept = [s for s in selections if normalize_answer(s.case.task) != task]
-            # Ask for more until k others are found or the bank has no more to give.
-            if len(kept) >= k or len(selections) < wanted:
-                selections = kept[:k]
-                break
-            wanted = k + len(same)
+        guarded = notes is not None and notes.exclude_same_task
+        excluded: list[str] = []
+        if guarded:
+            asked = excluder(options.pop("exclude", None))
+
+            def exclude(case: Any) -> bool:
+                if normalize_answer(case.task) == task:
+                    excluded.append(case.id)
+                    return True
+                return asked is not None and asked(case)
+
+            options["exclude"] = exclude
+        with self.lock:
+            selections = self.policy.select(state, **options)
         if notes is not None:
-            if notes.exclude_same_task:
-                notes.same_task_excluded.extend(s.case.id for s in same if s.case.id not in notes.same_task_excluded)
-                same = []
-            notes.same_task_shown.extend(s.case.id for s in same)
+            notes.same_task_excluded.extend(i for i in dict.fromkeys(excluded) if i not in notes.same_task_excluded)
+            notes.same_task_shown.extend(s.case.id for s in selections if normalize_answer(s.case.task) == task)
             notes.shown.extend(ShownCase(id=s.case.id, score=s.score, similarity=s.similarity) for s in selections)
         return selections
 

@@ -7,14 +7,16 @@ In the memory-augmented MDP of AgentFly/Memento the agent acts with
 pi(a|s,M) = sum_c mu(c|s,M) p_LLM(a|s,c); the LLM is frozen and mu, the case-selection policy,
 is what learns. A policy here does four things:
 
-    selections = policy.select(state, bank, k, explore=True)   # which cases the agent sees
+    policy = make_policy("neural", bank)                      # bound to its bank once
+    selections = policy.select(state, k=4, explore=True)      # which cases the agent sees
     policy.record(state, [s.case.id for s in selections], reward)  # what came of it
-    metrics = policy.update()                                  # learn from what was recorded
+    metrics = policy.update()                                 # learn from what was recorded
     policy.save("policy.pt"); policy = load_policy("policy.pt", bank)
 
-A policy is bound to one bank (on construction or on its first `select`): the learned ones keep
+A policy is bound to one bank, on construction (or once, with `bind`): the learned ones keep
 their replay buffer and statistics in that bank's SQLite file, in tables prefixed `policy_`,
-so learning survives restarts.
+so learning survives restarts. Everything after the state is keyword-only, so that `k`, the
+bank and the flags cannot be swapped by position.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Collection, Sequence, Union
 
 import numpy as np
 
@@ -35,6 +37,9 @@ from memento.case import check_reward as check_case_reward
 from memento.errors import NotFoundError, PolicyError, ValidationError
 
 CHECKPOINT_VERSION = 1
+
+Exclude = Union[Collection[str], Callable[[Case], bool], None]
+"""Cases `select` must never return: a collection of case ids, or a predicate true for a case to leave out."""
 
 
 @dataclass(frozen=True)
@@ -131,21 +136,23 @@ class CaseSelectionPolicy(ABC):
     def _on_bind(self, bank: Any) -> None:
         """Hook for subclasses: load whatever they keep in the bank."""
 
-    def _bank(self, bank: Any = None) -> Any:
-        if bank is not None:
-            self.bind(bank)
+    def _bank(self) -> Any:
         if self.bank is None:
-            raise PolicyError(f"this {self.kind} policy has no bank yet; pass one to the constructor or to select()")
+            raise PolicyError(f"this {self.kind} policy has no bank yet; pass one to the constructor "
+                              f"(make_policy({self.kind!r}, bank)) or call policy.bind(bank)")
         return self.bank
 
     # -- the interface ---------------------------------------------------------------------------
 
     @abstractmethod
-    def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
-               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
-        """Choose up to `k` cases for `state` (fewer when the bank has fewer; none when it is empty).
+    def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
+               namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
+        """Choose up to `k` cases for `state` from the policy's bank (fewer when it has fewer; none when empty).
 
         `explore=True` while learning (sample), `False` when evaluating (take the best).
+        `namespace` limits the cases to one namespace; `exclude` (case ids, or a predicate on a
+        `Case`) names cases never to return: the policy chooses among the others, as if the
+        excluded ones were not in the bank (an eval's same-task guard, a user's blocklist).
         """
 
     def record(self, state: TaskState, selected_ids: Sequence[str], reward: float, *,
@@ -212,9 +219,29 @@ class CaseSelectionPolicy(ABC):
 
     # -- candidates ------------------------------------------------------------------------------
 
-    def _candidates(self, state: TaskState, bank: Any, n: int, namespace: tuple[str, ...] | None) -> Candidates:
-        """The FAISS top-`n` for `state`, with vectors."""
-        hits = bank.search(state.embedding, k=n, namespace=namespace, with_vectors=True)
+    def _search(self, state: TaskState, n: int, namespace: tuple[str, ...] | None, exclude: Exclude = None, *,
+                with_vectors: bool = False) -> list[Any]:
+        """The bank's top-`n` hits for `state` without the excluded cases.
+
+        When some of the top `n` are excluded it asks for more, until `n` others are found or the
+        bank has no more to give.
+        """
+        skip = excluder(exclude)
+        wanted = n
+        while True:
+            hits = self.bank.search(state.embedding, k=wanted, namespace=namespace, with_vectors=with_vectors)
+            if skip is None:
+                return hits
+            kept = [hit for hit in hits if not skip(hit.case)]
+            if len(kept) >= n or len(hits) < wanted:
+                return kept[:n]
+            wanted = n + len(hits) - len(kept)  # > wanted, since fewer than n were kept
+
+    def _candidates(self, state: TaskState, n: int, namespace: tuple[str, ...] | None,
+                    exclude: Exclude = None) -> Candidates:
+        """The FAISS top-`n` for `state` without the excluded cases, with vectors."""
+        bank = self._bank()
+        hits = self._search(state, n, namespace, exclude, with_vectors=True)
         if not hits:
             return Candidates([], np.zeros((0, bank.dim), dtype=np.float32), np.zeros(0, dtype=np.float32))
         return Candidates(
@@ -269,6 +296,24 @@ def check_config(config: Any, rules: list[tuple[bool, str]]) -> None:
     for ok, rule in rules:
         if not ok:
             raise ValidationError(f"invalid {type(config).__name__} {config!r}: {rule}")
+
+
+def excluder(exclude: Exclude) -> Callable[[Case], bool] | None:
+    """`exclude` as a predicate on a case (None when nothing is excluded); ValidationError for a lone string."""
+    if exclude is None:
+        return None
+    if callable(exclude):
+        return exclude
+    if isinstance(exclude, (str, bytes)):
+        raise ValidationError(f"exclude={exclude!r} is one string; pass a collection of case ids "
+                              f"(exclude=[{exclude!r}]) or a predicate on a Case")
+    try:
+        ids = frozenset(exclude)
+    except TypeError:
+        raise ValidationError(f"exclude={exclude!r} must be a collection of case ids or a predicate on a Case") from None
+    if not all(isinstance(case_id, str) for case_id in ids):
+        raise ValidationError(f"exclude={sorted(map(repr, ids))} must hold case ids (strings)")
+    return (lambda case: case.id in ids) if ids else None
 
 
 def check_reward(reward: Any) -> float:

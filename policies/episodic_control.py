@@ -49,7 +49,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from memento.case import Case
-from policies.base import (CaseSelectionPolicy, Selection, TaskState, check_config, policy_transaction,
+from policies.base import (CaseSelectionPolicy, Exclude, Selection, TaskState, check_config, policy_transaction,
                            sample_without_replacement, top_k)
 from policies.change_detection import ChangeMonitor
 
@@ -192,12 +192,12 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
             values[i] = (weights @ entries.q + self.config.prior_weight * prior[i]) / (weights.sum() + self.config.prior_weight)
         return values
 
-    def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
-               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
-        bank = self._bank(bank)
+    def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
+               namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
+        bank = self._bank()
         self._check_state(state, bank)
         k = self._k(k)
-        candidates = self._candidates(state, bank, max(self.config.candidates, k + 1), namespace)
+        candidates = self._candidates(state, max(self.config.candidates, k + 1), namespace, exclude)
         if not candidates:
             return []
         scores = self.q_values(state.embedding, [c.id for c in candidates.cases], candidates.similarities)
@@ -219,7 +219,7 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         cases = self._check_outcome(state, selected_ids, reward, next_state, done)
         target = float(reward)
         if not done:
-            following = self._candidates(next_state, self.bank, self.config.candidates, namespace)
+            following = self._candidates(next_state, self.config.candidates, namespace)
             if len(following):
                 next_q = self.q_values(next_state.embedding, [c.id for c in following.cases],
                                        following.similarities) / self.config.alpha
@@ -257,7 +257,7 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         changed = self.monitor.observe(state.embedding, state.episode_id, case_ids, reward, stats)
         if changed is None:
             return
-        around = self._candidates(state, self.bank, self.config.candidates, namespace)
+        around = self._candidates(state, self.config.candidates, namespace)
         forget = sorted(({c.id for c in around.cases} | changed) & set(self.entries))
         with policy_transaction(self.bank) as conn:
             conn.executemany(f"DELETE FROM {ENTRIES_TABLE} WHERE policy = ? AND case_id = ?",

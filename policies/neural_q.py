@@ -95,7 +95,7 @@ from torch.nn import functional as F
 from memento.case import Case
 from memento.errors import PolicyError, ValidationError
 from memento.threads import torch_threads
-from policies.base import (Candidates, CaseSelectionPolicy, Selection, TaskState, check_config,
+from policies.base import (Candidates, CaseSelectionPolicy, Exclude, Selection, TaskState, check_config,
                            sample_without_replacement, top_k)
 from policies.change_detection import ChangeMonitor
 from policies.replay import ReplayBuffer, Transition
@@ -250,12 +250,12 @@ class NeuralQPolicy(CaseSelectionPolicy):
 
     # -- selection --------------------------------------------------------------------------------
 
-    def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
-               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
-        bank = self._bank(bank)
+    def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
+               namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
+        bank = self._bank()
         self._check_state(state, bank)
         k = self._k(k)
-        candidates = self._candidates(state, bank, max(self.config.candidates, k + 1), namespace)
+        candidates = self._candidates(state, max(self.config.candidates, k + 1), namespace, exclude)
         if not candidates:
             return []
         features = self.features(candidates.cases, candidates.similarities)
@@ -336,7 +336,7 @@ class NeuralQPolicy(CaseSelectionPolicy):
             episode_id=state.episode_id,
         )
         if not done:
-            following = self._candidates(next_state, bank, self.config.candidates, namespace)
+            following = self._candidates(next_state, self.config.candidates, namespace)
             transition = replace(
                 transition, next_state=next_state.embedding, next_ids=tuple(c.id for c in following.cases),
                 next_vectors=following.vectors, next_features=self.features(following.cases, following.similarities),
@@ -379,7 +379,7 @@ class NeuralQPolicy(CaseSelectionPolicy):
                                        self.replay.stats)
         if changed is None:
             return
-        around = self._candidates(state, self.bank, self.config.candidates, namespace)
+        around = self._candidates(state, self.config.candidates, namespace)
         forget = {c.id for c in around.cases} | changed
         self.replay.forget(forget)
         self.monitor.reset(forget)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memento.policy import CaseSelectionPolicy, Selection
+from memento.policy import CaseSelectionPolicy, Exclude, Selection
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,6 @@ class NoMemoryPolicy(CaseSelectionPolicy):
     kind = "none"
     config_class = NoMemoryConfig
 
-    def select(self, state: Any, bank: Any = None, k: int | None = None, *,
-               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
+    def select(self, state: Any, *, k: int | None = None, explore: bool = False,
+               namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
         return []

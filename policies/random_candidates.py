@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import CaseSelectionPolicy, Selection, TaskState, check_config
+from policies.base import CaseSelectionPolicy, Exclude, Selection, TaskState, check_config
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ class RandomCandidatesPolicy(CaseSelectionPolicy):
         super().__init__(bank, config)
         self.rng = np.random.default_rng(self.config.seed)
 
-    def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
-               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
-        bank = self._bank(bank)
+    def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
+               namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
+        bank = self._bank()
         self._check_state(state, bank)
         k = self._k(k)
-        hits = bank.search(state.embedding, k=max(self.config.candidates, k + 1), namespace=namespace)
+        hits = self._search(state, max(self.config.candidates, k + 1), namespace, exclude)
         chosen = self.rng.permutation(len(hits))[:k]
         return [Selection(case=hits[i].case, score=0.0, similarity=float(hits[i].score)) for i in chosen]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from policies.base import CaseSelectionPolicy, Selection, TaskState, check_config
+from policies.base import CaseSelectionPolicy, Exclude, Selection, TaskState, check_config
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,9 @@ class SimilarityPolicy(CaseSelectionPolicy):
     kind = "similarity"
     config_class = SimilarityConfig
 
-    def select(self, state: TaskState, bank: Any = None, k: int | None = None, *,
-               namespace: tuple[str, ...] | None = None, explore: bool = False) -> list[Selection]:
-        bank = self._bank(bank)
+    def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
+               namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
+        bank = self._bank()
         self._check_state(state, bank)
-        hits = bank.search(state.embedding, k=self._k(k), namespace=namespace)
+        hits = self._search(state, self._k(k), namespace, exclude)
         return [Selection(case=hit.case, score=float(hit.score), similarity=float(hit.score)) for hit in hits]

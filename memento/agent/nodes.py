@@ -94,6 +94,7 @@ class AgentNodes:
     def __init__(self, llm: LLM, bank: Any, policy: CaseSelectionPolicy, tools: Sequence[Any] = (), *,
                  config: AgentConfig = AgentConfig(), scorer: Scorer | None = None, judge: Judge | None = None):
         self.llm, self.bank, self.policy, self.config = llm, bank, policy, config
+        policy.bind(bank)  # once: a policy keeps its learning in one bank (PolicyError if it is another's)
         self.scorer, self.judge = scorer, judge
         self.executor = Executor(list(tools), config)
         self.traces = TraceStore(bank.path) if config.store_traces else None
@@ -136,8 +137,7 @@ class AgentNodes:
         """
         config = self.config
         pool = max(config.k, config.procedure_pool) if config.procedures else config.k
-        ranked = self.policy.select(task_state, self.bank, pool, namespace=config.namespace,
-                                    explore=config.explore and learn)
+        ranked = self.policy.select(task_state, k=pool, namespace=config.namespace, explore=config.explore and learn)
         if pool == config.k:
             return ranked
         fitting = [s for s in ranked if s.case.procedure is not None and s.case.procedure.outcome == "success"

@@ -58,9 +58,9 @@ def test_read_memory_does_not_explore_when_not_learning(bank):
         """A similarity policy that remembers how it was asked (the test is about the node's call)."""
         asked: list = []
 
-        def select(self, state, bank=None, k=None, *, namespace=None, explore=False):
-            self.asked.append(explore)
-            return super().select(state, bank, k, namespace=namespace, explore=explore)
+        def select(self, state, **options):
+            self.asked.append(options["explore"])
+            return super().select(state, **options)
 
     nodes = nodes_for(bank, scripted(**HAPPY), policy=SpyPolicy(bank))
     run(nodes, {"task": TASK, "learn": True}, "read_memory")

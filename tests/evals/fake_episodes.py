@@ -69,7 +69,7 @@ class FakeAgentEpisodes:
         shown, state = [], None
         if arm.has_memory:
             state = TaskState.from_task(arm.bank, task.question)
-            shown = arm.policy.select(state, arm.bank, explore=explore)
+            shown = arm.policy.select(state, explore=explore)
         prompt = task.question + "".join(f"\nPast answer: {s.case.answer}" for s in shown)
         completion = await self.llm.acomplete([{"role": "user", "content": prompt}])
         answer = completion.text

@@ -25,7 +25,7 @@ def test_select_returns_k_distinct_cases_with_scores(env, name):
     policy = make_policy(name, bank=env.bank)
     state = env.state(env.train_tasks[0])
     for explore in (False, True):
-        chosen = policy.select(state, env.bank, explore=explore)
+        chosen = policy.select(state, explore=explore)
         assert len(chosen) == 4 and all(isinstance(s, Selection) for s in chosen)
         assert len({s.case.id for s in chosen}) == 4
         assert all(math.isfinite(s.score) and -1.0001 <= s.similarity <= 1.0001 for s in chosen)
@@ -126,7 +126,7 @@ def test_a_policy_stays_with_its_bank(env, tmp_path):
     policy = make_policy("neural", bank=env.bank)
     with CaseBank(tmp_path / "other.db", embedder=SyntheticEmbedder(16)) as other:
         with pytest.raises(PolicyError, match="create another policy"):
-            policy.select(env.state(env.train_tasks[0]), other)
+            policy.bind(other)
     with pytest.raises(PolicyError, match="no bank yet"):
         make_policy("neural").update()
 

@@ -150,7 +150,7 @@ def test_a_run_of_failures_where_successes_were_the_rule_forgets_the_neighbourho
         if policy.changes:
             break
     assert policy.changes == 1 and failures <= 6
-    neighbourhood = {c.id for c in policy._candidates(state, env.bank, policy.config.candidates, None).cases}
+    neighbourhood = {c.id for c in policy._candidates(state, policy.config.candidates, None).cases}
     # Forgotten: everything but the failure that revealed the change, which is fresh evidence.
     assert {c: policy.replay.stats[c] for c in neighbourhood & set(policy.replay.stats)} == {c: (1, 0.0) for c in shown}
     assert [t.reward for t in policy.replay.transitions if set(t.case_ids) & neighbourhood] == [0.0]

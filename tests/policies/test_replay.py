@@ -99,7 +99,7 @@ def test_episodic_multi_step_target_adds_the_discounted_next_value(env):
     policy = make_policy("episodic", bank=env.bank, gamma=0.5)
     first, second = env.state(env.train_tasks[0]), env.state(env.train_tasks[1])
     # Nothing is known about the next state yet, so its candidates are worth their similarity prior.
-    following = policy._candidates(second, env.bank, policy.config.candidates, None)
+    following = policy._candidates(second, policy.config.candidates, None)
     prior = policy.q_values(second.embedding, [c.id for c in following.cases], following.similarities)
     alpha = policy.config.alpha
     value = alpha * np.log(np.mean(np.exp(prior / alpha)))
