@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pydantic
+
 from memento.agent.evidence import path_to
 from memento.agent.spans import find_answer, mentions, name_spans, task_values, cue_at
 from memento.procedure import TASK_VARIABLE, Hop, Procedure, normalize_space
@@ -76,9 +78,8 @@ def _from_path(task: str, task_own: dict[str, str], evidence: list[dict[str, Any
     links = [entry["parent"] for entry in chain[1:]] + [hit]
     # What the path read: its passages and the queries after the first (which is the task itself).
     used = " ".join(p["text"] for entry in chain for p in entry["passages"]) + " " + " ".join(e["query"] for e in chain[1:])
-    slots = {name: value for name, value in ((n, _mentioned_part(v, used)) for n, v in task_own.items()) if value}
-    # Renumber so slots read t0, t1, ... in the template's order.
-    slots = {f"t{number}": value for number, value in enumerate(slots.values())}
+    parts = dict.fromkeys(part for value in task_own.values() if (part := _mentioned_part(value, used)))
+    template, slots = _template(task, list(parts))
     values = dict(slots)
     hops = []
     for number, (entry, link) in enumerate(zip(chain, links), 1):
@@ -91,8 +92,11 @@ def _from_path(task: str, task_own: dict[str, str], evidence: list[dict[str, Any
         binds = f"v{number}"
         hops.append(Hop(tool=entry["tool"], query=query, cue=cue, binds=binds, about=about))
         values[binds] = link["text"]
-    return Procedure(template=_template(task, slots), slots=list(slots), hops=hops, answer=hops[-1].binds,
-                     learned_from=learned_from, note=_note(hops, learned_from)), ""
+    try:
+        return Procedure(template=template, slots=list(slots), hops=hops, answer=hops[-1].binds,
+                         learned_from=learned_from, note=_note(hops, learned_from)), ""
+    except pydantic.ValidationError as error:  # e.g. one slot's value inside another's: no clean template
+        return None, f"the path gives no valid procedure ({error.errors()[0]['msg']})"
 
 
 def _mentioned_part(value: str, text: str) -> str | None:
@@ -111,11 +115,23 @@ def _where(hit: dict[str, Any], evidence: list[dict[str, Any]]) -> dict[str, Any
             "passage_id": entry["passages"][hit["passage"]]["id"]}
 
 
-def _template(task: str, slots: dict[str, str]) -> str:
-    template = normalize_space(task)
-    for name, value in sorted(slots.items(), key=lambda item: -len(item[1])):
-        template = template.replace(value, "{" + name + "}", 1)
-    return template
+def _template(task: str, values: list[str]) -> tuple[str, dict[str, str]]:
+    """(the task with each value as a slot, {slot: value}), slots numbered t0, t1, ... in reading order.
+
+    Longer values are placed first, so a name inside a longer one ("Washington" in "Washington
+    Dulles International Airport") takes its own later occurrence or none.
+    """
+    template, marks = normalize_space(task), {}
+    for number, value in enumerate(sorted(values, key=len, reverse=True)):
+        mark = f"\x00{number}\x00"
+        placed = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", mark, template, count=1, flags=re.IGNORECASE)
+        if placed != template:
+            template, marks[mark] = placed, value
+    slots = {}
+    for number, mark in enumerate(sorted(marks, key=template.index)):
+        template = template.replace(mark, "{t" + str(number) + "}")
+        slots[f"t{number}"] = marks[mark]
+    return template, slots
 
 
 def _query_template(query: str, task: str, values: dict[str, str]) -> str | None:

@@ -141,3 +141,17 @@ def test_induction_is_generic_on_worlds_the_code_has_never_seen(spec_seed, tmp_p
             right += em_f1(run.answer, task.gold)["em"]
     assert reused >= 8, "procedures were learned for most unseen shapes"
     assert right / reused >= 0.5, f"{right}/{reused} test tasks answered by procedures learned on an unseen world"
+
+
+def test_slots_are_numbered_in_reading_order_and_a_bad_path_gives_no_procedure():
+    # A HotpotQA question whose induction once crashed an eval: its slot values came out of order.
+    task = ("What country does Washington Dulles International Airport and Baltimore–Washington "
+            "metropolitan area have in common?")
+    passage = {"id": "p1", "title": "Dulles", "text": "The Baltimore–Washington metropolitan area and Washington "
+               "Dulles International Airport both lie in the United States of America."}
+    evidence = [{"n": 0, "tool": "search", "query": task, "depth": 0, "parent": None, "passages": [passage]}]
+    procedure, found = induce(task, evidence, ["United States"], learned_from="hindsight")
+    assert procedure is not None and found["reached"]
+    assert procedure.fit(task) == {"t0": "Washington Dulles International Airport", "t1": "Baltimore", "t2": "Washington"}
+    positions = [procedure.template.index("{" + slot + "}") for slot in procedure.slots]
+    assert positions == sorted(positions)
