@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         results["neural_gradient_step_batch_32"], results["bare_torch_step_batch_32"] = timed_pair(
             gradient_step, bare_step(neural, batch), args.repeats)
-        single = make_policy("neural", bank=bank, candidates=CANDIDATES, gradient_steps=1)
+        # The same buffer, read by a policy that takes one step an update: shared on purpose.
+        single = make_policy("neural", bank=bank, candidates=CANDIDATES, gradient_steps=1, share=True)
         results["neural_update_1_step_with_sampling"] = timed(single.update, args.repeats)
 
         episodic = make_policy("episodic", bank=bank, candidates=CANDIDATES)

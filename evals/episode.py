@@ -112,6 +112,7 @@ class ArmMemory:
             self.policy.save(self.checkpoint)
 
     def close(self) -> None:
+        self.policy.close()  # frees the policy's name on the bank, for a run resumed in this process
         self.bank.close()
 
 

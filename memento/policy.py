@@ -25,6 +25,7 @@ import math
 import os
 import tempfile
 import uuid
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -104,8 +105,12 @@ class CaseSelectionPolicy(ABC):
 
     kind: ClassVar[str]
     config_class: ClassVar[type]
+    storage: ClassVar[str | None] = None
+    """The bank table this policy keeps its learning in, keyed by `config.name`; None: it keeps nothing there."""
 
-    def __init__(self, bank: Any = None, config: Any = None):
+    def __init__(self, bank: Any = None, config: Any = None, *, share: bool = False):
+        """`share=True` lets this policy share its learning with a live policy of the same name on the bank."""
+        self.share = share
         if config is None:
             config = self.config_class()
         if not isinstance(config, self.config_class):
@@ -130,8 +135,32 @@ class CaseSelectionPolicy(ABC):
                 f"this {self.kind} policy is bound to bank {str(self.bank.path)!r} and keeps its learning there; "
                 f"create another policy for bank {str(bank.path)!r}"
             )
+        self._claim(bank)
         self.bank = bank
         self._on_bind(bank)
+
+    def _claim(self, bank: Any) -> None:
+        """PolicyError if a live policy of this name keeps its learning in the same table of the same bank."""
+        if self.storage is None:
+            return
+        key = (_bank_key(bank), self.storage, self.config.name)
+        other = _CLAIMS.get(key)
+        if other is not None and other is not self and not self.share:
+            raise PolicyError(
+                f"a {other.kind} policy named {self.config.name!r} is already learning on bank {str(bank.path)!r}; "
+                f"two policies with one name share one replay buffer (the {self.storage!r} rows named "
+                f"{self.config.name!r}), so each would learn from the other's episodes. Give this one its own "
+                f"name (name='...'), close the other first (policy.close()), or pass share=True to share on purpose"
+            )
+        if other is None:
+            _CLAIMS[key] = self
+
+    def close(self) -> None:
+        """Give up this policy's name on its bank, so another policy may take it (its learning stays in the bank)."""
+        if self.bank is not None and self.storage is not None:
+            key = (_bank_key(self.bank), self.storage, self.config.name)
+            if _CLAIMS.get(key) is self:
+                del _CLAIMS[key]
 
     def _on_bind(self, bank: Any) -> None:
         """Hook for subclasses: load whatever they keep in the bank."""
@@ -266,12 +295,16 @@ class CaseSelectionPolicy(ABC):
         return write_checkpoint(path, checkpoint)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, bank: Any) -> CaseSelectionPolicy:
-        """Rebuild a policy saved by `save`, bound to `bank`; PolicyError if it does not match."""
+    def load(cls, path: str | os.PathLike, bank: Any, *, share: bool = False) -> CaseSelectionPolicy:
+        """Rebuild a policy saved by `save`, bound to `bank`; PolicyError if it does not match.
+
+        Like the constructor it takes the policy's name on the bank: close a live policy of that
+        name first (`policy.close()`), or pass `share=True`.
+        """
         checkpoint = read_checkpoint(path)
         check_checkpoint(checkpoint, path, kind=cls.kind, bank=bank)
         config = config_from_dict(cls.config_class, checkpoint["config"], f"checkpoint {str(path)!r}")
-        policy = cls(bank, config)
+        policy = cls(bank, config, share=share)
         policy.step = int(checkpoint.get("step", 0))
         policy._load_model_state(checkpoint, path)
         return policy
@@ -289,6 +322,14 @@ class CaseSelectionPolicy(ABC):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+_CLAIMS: weakref.WeakValueDictionary[tuple[str, str, str], CaseSelectionPolicy] = weakref.WeakValueDictionary()
+"""(bank file, table, policy name) -> the live policy learning under that name, in this process."""
+
+
+def _bank_key(bank: Any) -> str:
+    path = str(bank.path)
+    return f"memory:{id(bank)}" if path == ":memory:" else str(Path(path).resolve())
 
 
 def check_config(config: Any, rules: list[tuple[bool, str]]) -> None:

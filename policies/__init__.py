@@ -42,23 +42,28 @@ POLICIES: dict[str, tuple[type[CaseSelectionPolicy], dict[str, Any]]] = {
 """The names `make_policy` knows: a class and the config values the name implies."""
 
 
-def make_policy(name: str, bank: Any = None, **config: Any) -> CaseSelectionPolicy:
-    """The policy called `name`, with `config` overriding its defaults (for the CLI and eval runner)."""
-    if name not in POLICIES:
-        raise ValidationError(f"unknown policy {name!r}; choose one of {sorted(POLICIES)}")
-    cls, implied = POLICIES[name]
+def make_policy(preset: str, /, bank: Any = None, *, share: bool = False, **config: Any) -> CaseSelectionPolicy:
+    """The policy `preset` names, bound to `bank`, with `config` overriding its defaults.
+
+    The preset is positional-only, so every config field, `name` included, can be set by keyword:
+    `make_policy("neural", bank, name="n2", alpha=0.2)`. `share=True` lets a second live policy of
+    the same name learn on the same bank (one replay buffer for both); without it that is an error.
+    """
+    if preset not in POLICIES:
+        raise ValidationError(f"unknown policy {preset!r}; choose one of {sorted(POLICIES)}")
+    cls, implied = POLICIES[preset]
     known = {f.name for f in fields(cls.config_class)}
     unknown = sorted(set(config) - known)
     if unknown:
-        raise ValidationError(f"policy {name!r} has no setting {unknown}; its settings are {sorted(known)}")
-    return cls(bank, cls.config_class(**{**implied, **config}))
+        raise ValidationError(f"policy {preset!r} has no setting {unknown}; its settings are {sorted(known)}")
+    return cls(bank, cls.config_class(**{**implied, **config}), share=share)
 
 
-def load_policy(path: str | os.PathLike, bank: Any) -> CaseSelectionPolicy:
-    """Rebuild whichever policy `path` holds, bound to `bank`."""
+def load_policy(path: str | os.PathLike, bank: Any, *, share: bool = False) -> CaseSelectionPolicy:
+    """Rebuild whichever policy `path` holds, bound to `bank` (`share` as in `make_policy`)."""
     checkpoint = read_checkpoint(path)
     cls = POLICY_CLASSES.get(checkpoint["kind"])
     if cls is None:
         raise PolicyError(f"policy checkpoint {str(path)!r} holds an unknown kind {checkpoint['kind']!r}; "
                           f"this memento knows {sorted(POLICY_CLASSES)}")
-    return cls.load(path, bank)
+    return cls.load(path, bank, share=share)

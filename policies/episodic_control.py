@@ -143,10 +143,11 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
 
     kind = "episodic"
     config_class = EpisodicControlConfig
+    storage = ENTRIES_TABLE
 
-    def __init__(self, bank: Any = None, config: EpisodicControlConfig | None = None):
+    def __init__(self, bank: Any = None, config: EpisodicControlConfig | None = None, *, share: bool = False):
         self.entries: dict[str, _Entries] = {}
-        super().__init__(bank, config)
+        super().__init__(bank, config, share=share)
         self.rng = np.random.default_rng(self.config.seed)
         self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
                                      self.config.test_episodes, self.config.test_margin, self.config.min_similarity)

@@ -223,15 +223,16 @@ class NeuralQPolicy(CaseSelectionPolicy):
 
     kind = "neural"
     config_class = NeuralQConfig
+    storage = "policy_replay"
 
-    def __init__(self, bank: Any = None, config: NeuralQConfig | None = None):
+    def __init__(self, bank: Any = None, config: NeuralQConfig | None = None, *, share: bool = False):
         self.net: CaseScorer | None = None
         self.replay: ReplayBuffer | None = None
         self.residual: dict[str, float] = {}
         """case id -> fast per-case correction of Q in logits, fitted online to outcomes (saved in checkpoints, not in the bank)."""
         self.changes = 0
         """Changes detected since the policy was created."""
-        super().__init__(bank, config)
+        super().__init__(bank, config, share=share)
         self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
                                      self.config.test_episodes, self.config.test_margin, self.config.evidence_similarity)
         self.rng = np.random.default_rng(self.config.seed)

@@ -40,8 +40,8 @@ class RandomCandidatesPolicy(CaseSelectionPolicy):
     kind = "random"
     config_class = RandomCandidatesConfig
 
-    def __init__(self, bank: Any = None, config: RandomCandidatesConfig | None = None):
-        super().__init__(bank, config)
+    def __init__(self, bank: Any = None, config: RandomCandidatesConfig | None = None, *, share: bool = False):
+        super().__init__(bank, config, share=share)
         self.rng = np.random.default_rng(self.config.seed)
 
     def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,

@@ -29,7 +29,7 @@ def test_round_trip_selects_the_same_cases(env, tmp_path, name):
     assert checkpoint["version"] == CHECKPOINT_VERSION and checkpoint["step"] == policy.step
     assert [p.name for p in path.parent.iterdir()] == ["policy.pt"], "no temporary file is left behind"
 
-    loaded = load_policy(path, env.bank)
+    loaded = load_policy(path, env.bank, share=True)  # both alive on one bank, to compare them
     assert type(loaded) is type(policy) and loaded.config == policy.config and loaded.step == policy.step
     for task in env.heldout_tasks[:5]:
         state = env.state(task)
@@ -44,6 +44,7 @@ def test_saving_again_replaces_the_file(env, tmp_path):
     policy.save(path)
     train_online(policy, env, 5, np.random.default_rng(1))
     policy.save(path)
+    policy.close()
     assert load_policy(path, env.bank).step == policy.step
 
 
@@ -95,6 +96,7 @@ def test_loading_into_a_reopened_bank_keeps_learning(tmp_path):
     env = CaseUsefulnessEnv.create(tmp_path / "bank.db", SMALL)
     policy = trained(env, "neural")
     path = policy.save(tmp_path / "policy.pt")
+    policy.close()
     env.bank.close()
     reopened = CaseUsefulnessEnv.create(tmp_path / "bank.db", SMALL)
     try:

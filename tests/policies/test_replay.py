@@ -16,6 +16,7 @@ def test_the_replay_buffer_survives_reopening_the_bank(tmp_path):
     rewards = train_online(policy, env, 15, np.random.default_rng(0))
     before = [(t.state.tobytes(), t.case_ids, t.reward, t.case_features.tobytes()) for t in policy.replay.transitions]
     stats = dict(policy.replay.stats)
+    policy.close()
     env.bank.close()
 
     reopened = CaseUsefulnessEnv.create(tmp_path / "bank.db", SMALL)
@@ -40,6 +41,7 @@ def test_episodic_entries_survive_reopening_the_bank(tmp_path):
     state = env.state(env.heldout_tasks[0])
     ids = [c.id for c in env.bank.iter_cases()]
     expected = policy.q_values(state.embedding, ids)
+    policy.close()
     env.bank.close()
     reopened = CaseUsefulnessEnv.create(tmp_path / "bank.db", SMALL)
     try:
@@ -67,6 +69,7 @@ def test_steps_that_showed_a_deleted_case_are_dropped_on_reload(tmp_path):
     gone = policy.replay.transitions[0].case_ids[0]
     keep = sum(gone not in t.case_ids for t in policy.replay.transitions)
     env.bank.delete(gone)
+    policy.close()
     again = make_policy("neural", bank=env.bank)
     assert len(again.replay) == keep < 10
     assert again.update()["charts/replay_size"] == keep
@@ -92,6 +95,7 @@ def test_multi_step_targets_use_the_soft_bellman_backup(env):
     assert policy._next_values([policy.replay.transitions[1]])[0].item() == 0.0, "a last step has no future"
     # Both steps go through the loss, and a policy bound later finds the next-state candidates.
     assert np.isfinite(policy.update()["losses/q_loss"])
+    policy.close()
     assert make_policy("neural", bank=env.bank, gamma=0.5).replay.transitions[0].next_ids == step.next_ids
 
 
@@ -128,6 +132,7 @@ def test_forgetting_cases_drops_their_steps_and_statistics_in_the_file_too(tmp_p
     assert policy.replay.forget([gone]) == 30 - len(keep) > 0
     assert [t.row_id for t in policy.replay.transitions] == keep
     assert gone not in policy.replay.stats and policy.replay.shown_where(gone) is None
+    policy.close()
     again = make_policy("neural", bank=env.bank)
     assert [t.row_id for t in again.replay.transitions] == keep and gone not in again.replay.stats
     env.bank.close()

@@ -1,9 +1,13 @@
 """The API traps of issue 12, item 4: each one a call that used to fail or mislead, and what it does now."""
 
+import inspect
+from dataclasses import fields
+
 import pytest
 
-from memento.errors import ValidationError
-from policies import POLICIES, make_policy
+from memento import CaseBank
+from memento.errors import PolicyError, ValidationError
+from policies import POLICIES, load_policy, make_policy
 
 ALL = sorted(POLICIES)
 
@@ -39,3 +43,37 @@ def test_exclude_takes_ids_not_one_string(env):
     policy = make_policy("similarity", env.bank)
     with pytest.raises(ValidationError, match=r"one string; pass a collection of case ids"):
         policy.select(env.state(env.train_tasks[0]), exclude="some-case-id")
+
+
+def test_every_config_field_can_be_set_by_keyword_next_to_the_preset(env):
+    """`make_policy("neural", bank=..., name="n2")` raised TypeError: the preset's parameter was called `name`."""
+    policy = make_policy("neural", bank=env.bank, name="n2", alpha=0.2)
+    assert (policy.config.name, policy.config.alpha, policy.config.credit) == ("n2", 0.2, "set")
+    assert make_policy("episodic", env.bank, name="e2").config.name == "e2"
+    for cls, _ in POLICIES.values():
+        clashing = {f.name for f in fields(cls.config_class)} & set(inspect.signature(make_policy).parameters)
+        assert not clashing, f"{cls.config_class.__name__} fields {clashing} clash with make_policy's own parameters"
+
+
+@pytest.mark.parametrize("name", ["neural", "episodic"])
+def test_two_live_policies_with_one_name_on_one_bank_is_an_error_unless_shared(env, tmp_path, name):
+    """Two default-named neural policies on one bank silently shared one replay buffer."""
+    first = make_policy(name, env.bank)
+    with pytest.raises(PolicyError, match=rf"named '{name}' is already learning on bank .*share one replay buffer.*"
+                                          rf"name='...'.*policy.close\(\).*share=True"):
+        make_policy(name, env.bank)
+    with pytest.raises(PolicyError, match="already learning"):
+        first.save(tmp_path / "policy.pt")
+        load_policy(tmp_path / "policy.pt", env.bank)
+    with CaseBank(env.bank.path, embedder=env.bank.embedder) as same_file:
+        with pytest.raises(PolicyError, match="already learning"):
+            make_policy(name, same_file)
+    assert make_policy(name, env.bank, name="other").config.name == "other"
+    shared = make_policy(name, env.bank, share=True)
+    assert shared.config.name == first.config.name
+    first.close()
+    assert make_policy(name, env.bank).config.name == name, "closing a policy frees its name"
+
+
+def test_policies_that_keep_nothing_in_the_bank_never_clash(env):
+    assert make_policy("similarity", env.bank) is not make_policy("similarity", env.bank)
