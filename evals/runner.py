@@ -14,7 +14,8 @@ keyed by (arm, phase, iteration, task id, attempt). Running the same config on t
 skips the episodes done there and retries those that errored (their new records are appended;
 the latest counts). An episode's case gets an id fixed by its key, so an episode that wrote its
 case but died before its line was written is found in the bank and its record rebuilt from the
-case instead of being run (and stored) again.
+case instead of being run (and stored) again; its outcome reaches the policy exactly once
+(`teach_recovered`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from evals.manifest import check_run_dir, write_manifest
 from evals.records import EpisodeLog, EpisodeRecord, EvalSummary, Phase, case_id_for, summarize
 from memento.embedders import Embedder
 from memento.errors import MementoError, NotFoundError, ValidationError
+from memento.policy import TaskState
 
 EPISODES_FILE = "episodes.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -295,6 +297,7 @@ async def run_episode(one_pass: Pass, arm: ArmMemory, task: Task, attempt: int, 
         recovered = episodes.recover(task, arm, case_id)
         if recovered is not None:
             # The episode finished and stored its case before a crash; running it again would learn twice.
+            teach_recovered(arm, case_id, recovered)
             record = _record(key, task, recovered.answer, config, learned=True, case_id=case_id, recovered=True,
                              shown=recovered.shown or [], prompt_tokens=recovered.prompt_tokens,
                              completion_tokens=recovered.completion_tokens, steps=recovered.steps,
@@ -324,6 +327,32 @@ async def run_episode(one_pass: Pass, arm: ArmMemory, task: Task, attempt: int, 
                      llm_calls=outcome.llm_calls,
                      trace=outcome.trace if config.store_trace else None)
     return await agrade(record, task, judge, config.judge.max_tokens if config.judge else 256)
+
+
+def teach_recovered(arm: ArmMemory, case_id: str, recovered: EpisodeOutcome) -> None:
+    """Record a recovered episode's outcome with the arm's policy unless it got there before the crash; then update.
+
+    The agent writes the case, then records the outcome (the transition, under the episode id,
+    which is the case id), updates, and saves the trace: a crash after the case write may have
+    come before or after the record. A saved trace means the record was made; else a policy with
+    a replay buffer is asked whether it holds a step of this episode. Either way the update runs
+    again, since the policy's checkpoint is saved only after the episode's log line.
+    """
+    policy = arm.policy
+    if recovered.trace is None and not _replay_holds(policy, case_id):
+        case = arm.bank.get(case_id)
+        state = TaskState(task=case.task, embedding=arm.bank.vectors([case_id])[0], episode_id=case_id)
+        try:
+            policy.record(state, [shown.id for shown in recovered.shown or []], case.reward, namespace=case.namespace)
+        except NotFoundError:  # a case it was shown is gone: the agent would not have recorded it either
+            return
+    policy.update()
+
+
+def _replay_holds(policy: Any, episode_id: str) -> bool:
+    """Whether the policy's replay buffer holds a step of `episode_id` (False for a policy without one)."""
+    replay = getattr(policy, "replay", None)
+    return replay is not None and any(step.episode_id == episode_id for step in replay.transitions)
 
 
 def _record(key: tuple, task: Task, answer: str, config: EvalConfig, **fields_: Any) -> EpisodeRecord:

@@ -5,9 +5,13 @@ from collections import Counter
 
 import pytest
 
+from evals.episode import EpisodeOutcome
 from evals.records import EpisodeLog, EpisodeRecord
 from evals.runner import run_eval
 from memento import CaseBank
+from memento.case import Case
+from memento.policy import TaskState
+from policies import load_policy
 from tests.evals.fake_episodes import FakeAgentEpisodes, SlowScriptedLLM, gold_echo_handler
 from tests.fakes import FakeHashEmbedder
 
@@ -55,6 +59,55 @@ def test_episode_that_wrote_its_case_before_the_crash_is_recovered_not_rerun(fic
     with CaseBank(config.out_dir / "arms" / "similarity" / "bank.db", embedder=FakeHashEmbedder()) as bank:
         assert bank.count() == 8
         assert Counter(c.id for c in bank.iter_cases()).most_common(1)[0][1] == 1
+
+
+class AgentOrderEpisodes(FakeAgentEpisodes):
+    """The agent's order of writes in a learning episode: the case, then the outcome recorded with the
+    policy under the episode's id (the case id). Episode number `fail_after` dies (like kill -9)
+    right after the case write (`dies_after="case"`) or after both writes (`"record"`)."""
+
+    def __init__(self, llm, *, fail_after: int | None = None, dies_after: str = "case"):
+        super().__init__(llm, fail_after=fail_after)
+        self.dies_after = dies_after
+
+    async def arun(self, task, arm, *, case_id, explore, reward):
+        number, self.calls = self.calls, self.calls + 1
+        dies_here = number == self.fail_after
+        state = TaskState.from_task(arm.bank, task.question, **({"episode_id": case_id} if case_id else {}))
+        shown = arm.policy.select(state, explore=explore)
+        answer = (await self.llm.acomplete([{"role": "user", "content": task.question + "".join(
+            f"\nPast answer: {s.case.answer}" for s in shown)}])).text
+        if case_id is not None:
+            value = reward(answer)
+            arm.bank.add(Case(id=case_id, task=task.question, answer=answer, reward=value,
+                              metadata={"selected_cases": [{"id": s.case.id, "score": s.score} for s in shown]}),
+                         vector=state.embedding)
+            if dies_here and self.dies_after == "case":
+                raise KeyboardInterrupt
+            arm.policy.record(state, [s.case.id for s in shown], value)
+            arm.policy.update()
+            if dies_here:
+                raise KeyboardInterrupt
+        return EpisodeOutcome(answer=answer, steps=1, learned=case_id is not None)
+
+
+@pytest.mark.parametrize("dies_after", ["case", "record"])
+def test_a_recovered_episode_reaches_the_policys_replay_exactly_once(fictional_config, dies_after):
+    config = fictional_config(arms=["neural"], concurrency=1)
+    crashing = AgentOrderEpisodes(SlowScriptedLLM(gold_echo_handler), fail_after=3, dies_after=dies_after)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(config, progress=False, embedder=FakeHashEmbedder(), episodes=crashing)
+
+    run_eval(config, progress=False, embedder=FakeHashEmbedder(), episodes=AgentOrderEpisodes(SlowScriptedLLM(gold_echo_handler)))
+
+    records = EpisodeLog(config.out_dir / "episodes.jsonl").records
+    assert len(records) == 8 and all(r.learned for r in records) and sum(r.recovered for r in records) == 1
+    arm = config.out_dir / "arms" / "neural"
+    with CaseBank(arm / "bank.db", embedder=FakeHashEmbedder()) as bank:
+        replay = load_policy(arm / "policy.pt", bank).replay
+        steps = Counter(t.episode_id for t in replay.transitions)
+    assert len(replay) == 8, "one replay row per learned episode, the recovered one included"
+    assert set(steps) == {r.case_id for r in records} and set(steps.values()) == {1}
 
 
 def test_a_line_cut_off_by_a_crash_is_dropped_and_its_episode_counts_as_not_done(tmp_path):
