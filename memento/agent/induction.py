@@ -123,7 +123,7 @@ def _template(task: str, values: list[str]) -> tuple[str, dict[str, str]]:
     """
     template, marks = normalize_space(task), {}
     for number, value in enumerate(sorted(values, key=len, reverse=True)):
-        mark = f"\x00{number}\x00"
+        mark = "\x02" + "\x01" * (number + 1) + "\x02"  # no word character, so no value can match inside it
         placed = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", mark, template, count=1, flags=re.IGNORECASE)
         if placed != template:
             template, marks[mark] = placed, value

@@ -155,3 +155,12 @@ def test_slots_are_numbered_in_reading_order_and_a_bad_path_gives_no_procedure()
     assert procedure.fit(task) == {"t0": "Washington Dulles International Airport", "t1": "Baltimore", "t2": "Washington"}
     positions = [procedure.template.index("{" + slot + "}") for slot in procedure.slots]
     assert positions == sorted(positions)
+
+
+def test_a_number_slot_never_lands_inside_another_slot():
+    task = "Which team did Kala Rovers beat 3 times in 1 season?"
+    passage = {"id": "p1", "title": "Kala Rovers", "text": "Kala Rovers beat Varno United 3 times in 1 season."}
+    evidence = [{"n": 0, "tool": "search", "query": task, "depth": 0, "parent": None, "passages": [passage]}]
+    procedure, _ = induce(task, evidence, ["Varno United"], learned_from="hindsight")
+    assert procedure is not None
+    assert procedure.fit(task) == {"t0": "Kala Rovers", "t1": "3", "t2": "1"}
