@@ -43,6 +43,7 @@ from typing import Callable
 import numpy as np
 
 from envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig, evaluate, train_online
+from memento.policy import DEFAULT_K
 from policies import POLICIES
 from policies.episodic_control import EpisodicControlConfig, EpisodicControlPolicy
 from policies.neural_q import NeuralQConfig, NeuralQPolicy
@@ -121,7 +122,7 @@ def run_one(name: str, variant: str, seed: int, args: argparse.Namespace, workdi
             values.append(score(tasks))
         return values
 
-    k = policy.config.k
+    k = DEFAULT_K  # what select shows when not told otherwise, as train_online and evaluate call it
     if variant == "flip":
         before = curve(checkpoints(args.flip_at, args.every), env.heldout_tasks, 0)
         tasks = env.tasks_of(env.heldout_tasks, env.flip())

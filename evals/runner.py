@@ -243,7 +243,7 @@ def open_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Embedder | 
     elif checkpoint.exists():
         policy = load_policy(checkpoint, bank)
     else:
-        settings = {"k": config.k, **config.policy_options.get(name, {})}
+        settings = dict(config.policy_options.get(name, {}))  # k is the agent's (agent_config), not the policy's
         if "seed" in {f.name for f in fields(POLICIES[name][0].config_class)}:
             settings.setdefault("seed", config.seed)
         policy = make_policy(name, bank, **settings)

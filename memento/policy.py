@@ -39,6 +39,10 @@ from memento.errors import NotFoundError, PolicyError, ValidationError
 
 CHECKPOINT_VERSION = 1
 
+DEFAULT_K = 4
+"""Cases `select` returns when it is not told `k` (the paper's best). The agent always tells it: the one
+owner of k is the caller's config (`AgentConfig.k`, `EvalConfig.k`), never the policy's."""
+
 Exclude = Union[Collection[str], Callable[[Case], bool], None]
 """Cases `select` must never return: a collection of case ids, or a predicate true for a case to leave out."""
 
@@ -71,6 +75,57 @@ class TaskState:
         if not isinstance(task, str) or not task.strip():
             raise ValidationError(f"task text {task!r} is empty; pass the task the agent is solving")
         return cls(task=task, embedding=bank.embed([task])[0], **kwargs)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The base of every policy's config. `k` is not a policy setting: the caller passes it to `select`."""
+
+
+@dataclass(frozen=True)
+class RerankConfig(PolicyConfig):
+    """Settings shared by the policies that re-rank the FAISS top-N."""
+
+    candidates: int = 32
+    """N: how many FAISS nearest cases are re-ranked (at least k + 1 are, whatever N is)."""
+    seed: int = 0
+    """Seeds the policy's random draws (and a network's initial weights)."""
+
+    def __post_init__(self) -> None:
+        check_config(self, [(isinstance(self.candidates, int) and not isinstance(self.candidates, bool)
+                             and self.candidates >= 2, "candidates (N) must be an integer of at least 2"),
+                            (isinstance(self.seed, int), "seed must be an integer")])
+
+
+@dataclass(frozen=True)
+class LearnedConfig(RerankConfig):
+    """Settings shared by the policies that learn: their name on the bank, discounting, change detection."""
+
+    name: str = "policy"
+    """Key of this policy's rows in the bank's `policy_` tables (two live policies on one bank need two names)."""
+    alpha: float = 0.5
+    """Temperature of mu(c|s) ~ exp(Q/alpha) while exploring: higher explores more."""
+    gamma: float = 0.9
+    """Discount of multi-step episodes."""
+    change_threshold: float = 4.5
+    """CUSUM level at which a case's outcomes, below its recent record, confirm a change; 0 = never."""
+    suspect_threshold: float = 2.0
+    """Level at which a change is suspected and tested: learning episodes there show similarity's picks; 0 = off."""
+    test_episodes: int = 3
+    """Learning episodes that test a suspected change."""
+    test_margin: float = 0.3
+    """How much better than the suspected cases' recent rate the similarity picks must do (or reach 90 %)."""
+    change_drop: float = 0.4
+    """The change looked for: a case's chance of success falls to this fraction of its recent rate."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config(self, [
+            (isinstance(self.name, str) and bool(self.name.strip()), "name must be a non-empty string"),
+            (self.alpha > 0 and 0 <= self.gamma <= 1, "need alpha > 0 and 0 <= gamma <= 1"),
+            (self.change_threshold >= 0 and self.suspect_threshold >= 0 and self.test_episodes >= 1
+             and 0 < self.change_drop < 1, "need change and suspect thresholds >= 0, test_episodes >= 1, 0 < change_drop < 1"),
+        ])
 
 
 @dataclass(frozen=True)
@@ -210,7 +265,7 @@ class CaseSelectionPolicy(ABC):
     # -- checks shared by every policy -----------------------------------------------------------
 
     def _k(self, k: int | None) -> int:
-        k = self.config.k if k is None else k
+        k = DEFAULT_K if k is None else k
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValidationError(f"k={k!r} must be a positive integer: the number of cases to show")
         return k
@@ -440,6 +495,8 @@ def check_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike, *, kin
 def config_from_dict(config_class: type, values: dict[str, Any], where: str) -> Any:
     """Rebuild a config dataclass; PolicyError naming unknown fields."""
     known = {f.name for f in fields(config_class)}
+    # Checkpoints from before issue 12 saved k in the policy's config; k is the caller's now (select(k=...)).
+    values = {key: value for key, value in values.items() if key != "k" or "k" in known}
     unknown = sorted(set(values) - known)
     if unknown:
         raise PolicyError(f"{where} has config fields {unknown} that {config_class.__name__} does not know; "

@@ -54,6 +54,9 @@ def make_policy(preset: str, /, bank: Any = None, *, share: bool = False, **conf
     cls, implied = POLICIES[preset]
     known = {f.name for f in fields(cls.config_class)}
     unknown = sorted(set(config) - known)
+    if "k" in unknown:
+        raise ValidationError(f"k is not a setting of policy {preset!r}: the caller owns it. Pass it per call, "
+                              f"policy.select(state, k=...), or set AgentConfig.k (EvalConfig.k in an eval)")
     if unknown:
         raise ValidationError(f"policy {preset!r} has no setting {unknown}; its settings are {sorted(known)}")
     return cls(bank, cls.config_class(**{**implied, **config}), share=share)

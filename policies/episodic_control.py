@@ -49,7 +49,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from memento.case import Case
-from policies.base import (CaseSelectionPolicy, Exclude, Selection, TaskState, check_config, policy_transaction,
+from policies.base import (CaseSelectionPolicy, Exclude, LearnedConfig, Selection, TaskState, check_config, policy_transaction,
                            sample_without_replacement, top_k)
 from policies.change_detection import ChangeMonitor
 
@@ -69,15 +69,11 @@ CREATE INDEX IF NOT EXISTS {ENTRIES_TABLE}_policy ON {ENTRIES_TABLE} (policy, ca
 
 
 @dataclass(frozen=True)
-class EpisodicControlConfig:
-    """Hyperparameters of `EpisodicControlPolicy`."""
+class EpisodicControlConfig(LearnedConfig):
+    """Hyperparameters of `EpisodicControlPolicy` (with the shared ones of `LearnedConfig`: candidates, seed, ...)."""
 
     name: str = "episodic"
     """Key of this policy's rows in the bank's `policy_ec_entries` table."""
-    k: int = 4
-    """How many cases to show."""
-    candidates: int = 32
-    """N: how many FAISS nearest cases are re-scored (N > k)."""
     bandwidth: float = 0.6
     """Kernel width h: an entry at cosine c from the task weighs exp(-(1 - c) / h^2)."""
     min_similarity: float = 0.3
@@ -90,16 +86,6 @@ class EpisodicControlConfig:
     """Kernel mass of the prior pseudo-entry (an exact match has mass 1)."""
     min_step: float = 0.2
     """Least step of an entry's running mean, so that recent outcomes keep their weight."""
-    change_threshold: float = 4.5
-    """CUSUM level at which a case's outcomes, below its recent record, confirm a change; 0 = never."""
-    suspect_threshold: float = 2.0
-    """Level at which a change is suspected and tested with similarity's picks; 0 = no test."""
-    test_episodes: int = 3
-    """Learning episodes that test a suspected change."""
-    test_margin: float = 0.3
-    """How much better than the suspected cases' recent rate the similarity picks must do (or reach 90 %)."""
-    change_drop: float = 0.4
-    """The change looked for: a case's chance of success falls to this fraction of its recent rate."""
     weigh_visits: bool = True
     """An entry weighs its visits (up to 1 / min_step); False weighs each entry once, as before issue 12."""
     merge_similarity: float = 0.98
@@ -108,22 +94,14 @@ class EpisodicControlConfig:
     """Beyond this many entries for a case, new outcomes merge into the nearest entry."""
     alpha: float = 0.1
     """Temperature of mu(c|s) ~ exp(Q/alpha) while exploring (Q is in reward units)."""
-    gamma: float = 0.9
-    """Discount of multi-step episodes."""
-    seed: int = 0
-    """Seeds exploration."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         rules = [
-            (isinstance(self.name, str) and bool(self.name.strip()), "name must be a non-empty string"),
-            (isinstance(self.k, int) and self.k >= 1, "k must be a positive integer"),
-            (isinstance(self.candidates, int) and self.candidates > self.k, "candidates (N) must be an integer above k"),
-            (self.bandwidth > 0 and self.prior_weight > 0 and self.alpha > 0, "bandwidth, prior_weight and alpha must be positive"),
+            (self.bandwidth > 0 and self.prior_weight > 0, "bandwidth and prior_weight must be positive"),
             (-1 <= self.merge_similarity <= 1 and -1 <= self.min_similarity <= 1, "merge_similarity and min_similarity must be cosines in [-1, 1]"),
             (self.prior_slope >= 0 and 0 < self.min_step <= 1, "need prior_slope >= 0 and 0 < min_step <= 1"),
-            (self.change_threshold >= 0 and self.suspect_threshold >= 0 and self.test_episodes >= 1
-             and 0 < self.change_drop < 1, "need change and suspect thresholds >= 0, test_episodes >= 1, 0 < change_drop < 1"),
-            (self.max_entries_per_case >= 1 and 0 <= self.gamma <= 1, "need max_entries_per_case >= 1 and 0 <= gamma <= 1"),
+            (self.max_entries_per_case >= 1, "need max_entries_per_case >= 1"),
         ]
         check_config(self, rules)
 

@@ -95,7 +95,7 @@ from torch.nn import functional as F
 from memento.case import Case
 from memento.errors import PolicyError, ValidationError
 from memento.threads import torch_threads
-from policies.base import (Candidates, CaseSelectionPolicy, Exclude, Selection, TaskState, check_config,
+from policies.base import (Candidates, CaseSelectionPolicy, Exclude, LearnedConfig, Selection, TaskState, check_config,
                            sample_without_replacement, top_k)
 from policies.change_detection import ChangeMonitor
 from policies.replay import ReplayBuffer, Transition
@@ -108,17 +108,11 @@ USEFULNESS_STATES = 16
 
 
 @dataclass(frozen=True)
-class NeuralQConfig:
-    """Hyperparameters of `NeuralQPolicy`."""
+class NeuralQConfig(LearnedConfig):
+    """Hyperparameters of `NeuralQPolicy` (with the shared ones of `LearnedConfig`: candidates, seed, alpha, ...)."""
 
     name: str = "neural"
-    """Key of this policy's rows in the bank's `policy_` tables (two policies on one bank need two names)."""
-    k: int = 4
-    """How many cases to show (the paper's best is 4)."""
-    candidates: int = 32
-    """N: how many FAISS nearest cases the network re-scores (N > k)."""
-    alpha: float = 0.5
-    """Temperature of mu(c|s) ~ exp(Q/alpha): higher explores more."""
+    """Key of this policy's rows in the bank's `policy_` tables (two live policies on one bank need two names)."""
     credit: str = "set"
     """'set': additive set model over the shown cases; 'copy': each shown case gets the episode reward."""
     hidden: int = 64
@@ -135,8 +129,6 @@ class NeuralQConfig:
     """Recorded steps needed before `update()` starts learning."""
     replay_capacity: int = 10_000
     """Recorded steps kept; the oldest go first."""
-    gamma: float = 0.9
-    """Discount of multi-step episodes."""
     target_tau: float = 0.05
     """Polyak rate of the target network used for multi-step targets."""
     prior_shows: float = 2.0
@@ -151,39 +143,22 @@ class NeuralQConfig:
     """How many of the latest recorded steps count as recent."""
     residual_lr: float = 0.3
     """Step of the per-case residual added to Q: it follows outcomes at once while the network catches up; 0 = off."""
-    change_threshold: float = 4.5
-    """Log-likelihood ratio at which a case's outcomes, below its recent record, count as a change; 0 = never."""
-    suspect_threshold: float = 2.0
-    """Level at which a change is suspected and tested: learning episodes there show similarity's picks; 0 = off."""
-    test_episodes: int = 3
-    """Learning episodes that test a suspected change."""
-    test_margin: float = 0.3
-    """How much better than the suspected cases' recent rate the similarity picks must do (or reach 90 %)."""
-    change_drop: float = 0.4
-    """The change looked for: a case's chance of success falls to this fraction of its recent rate."""
     torch_threads: int = 1
     """Torch threads while scoring and learning: the network is tiny, so more threads only add overhead."""
-    seed: int = 0
-    """Seeds the network's initial weights, exploration and minibatch sampling."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         rules = [
-            (isinstance(self.name, str) and bool(self.name.strip()), "name must be a non-empty string"),
-            (isinstance(self.k, int) and self.k >= 1, "k must be a positive integer"),
-            (isinstance(self.candidates, int) and self.candidates > self.k, "candidates (N) must be an integer above k"),
-            (self.alpha > 0, "alpha must be positive"),
             (self.credit in ("set", "copy"), "credit must be 'set' or 'copy'"),
             (self.hidden >= 1 and self.batch_size >= 1 and self.gradient_steps >= 0, "hidden, batch_size must be >= 1, gradient_steps >= 0"),
             (isinstance(self.torch_threads, int) and self.torch_threads >= 1, "torch_threads must be a positive integer"),
             (self.lr > 0 and self.weight_decay >= 0, "lr must be positive and weight_decay non-negative"),
             (self.min_replay >= 1 and self.replay_capacity >= self.min_replay, "need 1 <= min_replay <= replay_capacity"),
-            (0 <= self.gamma <= 1 and 0 < self.target_tau <= 1, "need 0 <= gamma <= 1 and 0 < target_tau <= 1"),
+            (0 < self.target_tau <= 1, "need 0 < target_tau <= 1"),
             (self.prior_shows >= 0 and self.prior_scale >= 0, "prior_shows and prior_scale must be non-negative"),
             (-1 <= self.evidence_similarity <= 1, "evidence_similarity must be a cosine in [-1, 1]"),
             (0 <= self.recent_fraction <= 1 and self.recent_window >= 1, "need 0 <= recent_fraction <= 1 and recent_window >= 1"),
             (self.residual_lr >= 0, "residual_lr must be non-negative"),
-            (self.suspect_threshold >= 0 and self.test_episodes >= 1, "need suspect_threshold >= 0 and test_episodes >= 1"),
-            (self.change_threshold >= 0 and 0 < self.change_drop < 1, "need change_threshold >= 0 and 0 < change_drop < 1"),
         ]
         check_config(self, rules)
 

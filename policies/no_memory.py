@@ -11,15 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memento.policy import CaseSelectionPolicy, Exclude, Selection
+from memento.policy import CaseSelectionPolicy, Exclude, PolicyConfig, Selection
 
 
 @dataclass(frozen=True)
-class NoMemoryConfig:
-    """Settings of `NoMemoryPolicy` (none that matter; `k` keeps the policy interface)."""
-
-    k: int = 4
-    """Ignored: no case is ever shown."""
+class NoMemoryConfig(PolicyConfig):
+    """Settings of `NoMemoryPolicy`: none."""
 
 
 class NoMemoryPolicy(CaseSelectionPolicy):

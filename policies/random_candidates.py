@@ -14,24 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import CaseSelectionPolicy, Exclude, Selection, TaskState, check_config
+from policies.base import CaseSelectionPolicy, Exclude, RerankConfig, Selection, TaskState
 
 
 @dataclass(frozen=True)
-class RandomCandidatesConfig:
-    """Hyperparameters of `RandomCandidatesPolicy`."""
-
-    k: int = 4
-    """How many cases to show."""
-    candidates: int = 32
-    """N: the FAISS top-N the K cases are drawn from, uniformly without replacement."""
-    seed: int = 0
-    """Seeds the draws."""
-
-    def __post_init__(self) -> None:
-        check_config(self, [(isinstance(self.k, int) and self.k >= 1, "k must be a positive integer"),
-                            (isinstance(self.candidates, int) and self.candidates > self.k,
-                             "candidates (N) must be an integer above k")])
+class RandomCandidatesConfig(RerankConfig):
+    """Hyperparameters of `RandomCandidatesPolicy`: K cases are drawn uniformly, without replacement, from the
+    top `candidates`, with `seed` seeding the draws."""
 
 
 class RandomCandidatesPolicy(CaseSelectionPolicy):

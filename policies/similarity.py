@@ -13,18 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from policies.base import CaseSelectionPolicy, Exclude, Selection, TaskState, check_config
+from policies.base import CaseSelectionPolicy, Exclude, PolicyConfig, Selection, TaskState
 
 
 @dataclass(frozen=True)
-class SimilarityConfig:
-    """Hyperparameters of `SimilarityPolicy`."""
-
-    k: int = 4
-    """How many cases to show (the paper's best is 4)."""
-
-    def __post_init__(self) -> None:
-        check_config(self, [(isinstance(self.k, int) and self.k >= 1, "k must be a positive integer")])
+class SimilarityConfig(PolicyConfig):
+    """Hyperparameters of `SimilarityPolicy`: none (how many cases to show is `select`'s k)."""
 
 
 class SimilarityPolicy(CaseSelectionPolicy):

@@ -7,14 +7,16 @@ from typing import Literal
 
 from memento.case import DEFAULT_NAMESPACE
 from memento.errors import ValidationError
+from memento.policy import DEFAULT_K
 
 
 @dataclass(frozen=True)
 class AgentConfig:
     """How the agent reads memory, plans, acts within its budgets, and writes memory."""
 
-    k: int = 4
-    """How many past cases the planner sees (the paper's best is 4)."""
+    k: int = DEFAULT_K
+    """How many past cases the planner sees (the paper's best is 4). The one owner of k: the agent passes it
+    to `policy.select(state, k=...)`; policies have no k of their own."""
     namespace: tuple[str, ...] = DEFAULT_NAMESPACE
     """Where episodes are written as cases and where cases are selected from."""
     explore: bool = True

@@ -55,7 +55,7 @@ def test_manifest_records_what_is_needed_to_reproduce_the_run(fictional_config):
     assert manifest["config"]["tasks"]["options"] == {"n_entities": 40}
     assert manifest["seeds"] == {"run": 0, "tasks": 0, "test_tasks": None}
     assert manifest["policies"]["none"] is None
-    assert manifest["policies"]["similarity"]["config"] == {"k": 4}
+    assert manifest["policies"]["similarity"]["config"] == {}
     neural = manifest["policies"]["neural"]
     assert neural["kind"] == "neural" and neural["config"]["alpha"] == 0.7 and neural["config"]["seed"] == 0
     assert neural["embedder"] == FakeHashEmbedder().name

@@ -139,7 +139,7 @@ def test_make_policy_names_and_settings():
     with pytest.raises(ValidationError, match="no setting"):
         make_policy("similarity", alpha=1.0)
     with pytest.raises(ValidationError, match="candidates"):
-        make_policy("neural", k=8, candidates=8)
+        make_policy("neural", candidates=1)
 
 
 def test_update_learns_from_recorded_outcomes_and_leaves_the_cases_alone(env, rng):

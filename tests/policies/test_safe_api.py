@@ -77,3 +77,30 @@ def test_two_live_policies_with_one_name_on_one_bank_is_an_error_unless_shared(e
 
 def test_policies_that_keep_nothing_in_the_bank_never_clash(env):
     assert make_policy("similarity", env.bank) is not make_policy("similarity", env.bank)
+
+
+def test_k_has_one_owner_the_caller(env, tmp_path):
+    """k was defined in six config classes, and the agent ignored the policy's own."""
+    from memento.policy import DEFAULT_K, PolicyConfig
+    from policies.no_memory import NoMemoryConfig
+    from policies.random_candidates import RandomCandidatesConfig
+
+    configs = [cls.config_class for cls, _ in POLICIES.values()] + [NoMemoryConfig, RandomCandidatesConfig]
+    for config in configs:
+        assert issubclass(config, PolicyConfig) and "k" not in {f.name for f in fields(config)}, config.__name__
+    with pytest.raises(ValidationError, match=r"k is not a setting of policy 'neural': the caller owns it.*AgentConfig.k"):
+        make_policy("neural", env.bank, k=8)
+    state = env.state(env.train_tasks[0])
+    assert len(make_policy("neural", env.bank).select(state)) == DEFAULT_K
+
+
+def test_a_checkpoint_that_saved_k_in_its_config_still_loads(env, tmp_path):
+    import torch
+
+    policy = make_policy("episodic", env.bank)
+    path = policy.save(tmp_path / "old.pt")
+    policy.close()
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["config"]["k"] = 4  # as written before k left the policy's config
+    torch.save(checkpoint, path)
+    assert load_policy(path, env.bank).config == policy.config
