@@ -88,7 +88,7 @@ def name_spans(text: str) -> list[tuple[int, int]]:
     spans, run = [], []
 
     def close() -> None:
-        while run and run[-1].group().lower() in CONNECTORS:
+        while run and (run[-1].group().lower() in CONNECTORS or run[-1].group().lower() in FUNCTION_WORDS):
             run.pop()
         while run and run[0].group().lower() in FUNCTION_WORDS:
             run.pop(0)

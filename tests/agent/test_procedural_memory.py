@@ -11,6 +11,8 @@ from __future__ import annotations
 import collections
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from envs.fictional_world import build_world
 from envs.metrics import em_f1
@@ -164,3 +166,19 @@ def test_a_number_slot_never_lands_inside_another_slot():
     procedure, _ = induce(task, evidence, ["Varno United"], learned_from="hindsight")
     assert procedure is not None
     assert procedure.fit(task) == {"t0": "Kala Rovers", "t1": "3", "t2": "1"}
+
+
+words = st.sampled_from(["Kala", "Rovers", "of", "the", "1", "3", "1950", "Washington", "Dulles", "–", "'s", "and",
+                         "in", "City", "born", "founded", "by", "Zubia", "Lake", "?", ".", ",", "de", "The", "X"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(task=st.lists(words, min_size=1, max_size=14).map(" ".join),
+       text=st.lists(words, min_size=1, max_size=24).map(" ".join), answer=st.lists(words, min_size=1, max_size=3).map(" ".join))
+def test_induction_never_raises_and_what_it_gives_fits_its_task(task, text, answer):
+    evidence = [{"n": 0, "tool": "search", "query": task, "depth": 0, "parent": None,
+                 "passages": [{"id": "p", "title": "t", "text": text}]}]
+    procedure, found = induce(task, evidence, [answer], learned_from="hindsight")
+    assert isinstance(found, dict)
+    if procedure is not None:
+        assert procedure.fit(task) is not None
