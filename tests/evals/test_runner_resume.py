@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from evals.episode import EpisodeOutcome
-from evals.records import EpisodeLog, EpisodeRecord
+from evals.records import EpisodeLog, EpisodeRecord, ShownCase
 from evals.runner import run_eval
 from memento import CaseBank
 from memento.case import Case
@@ -62,19 +62,21 @@ def test_episode_that_wrote_its_case_before_the_crash_is_recovered_not_rerun(fic
 
 
 class AgentOrderEpisodes(FakeAgentEpisodes):
-    """The agent's order of writes in a learning episode: the case, then the outcome recorded with the
-    policy under the episode's id (the case id). Episode number `fail_after` dies (like kill -9)
-    right after the case write (`dies_after="case"`) or after both writes (`"record"`)."""
+    """The agent's order of writes in a learning episode: the case; the outcome recorded with the policy
+    under the episode's id (the case id); the trace, into `traces` (the trace store, shared by the
+    runs on one folder). Episode number `fail_after` dies, like kill -9, after the case write
+    (`dies_after="case"`), after the record (`"record"`) or after the trace (`"trace"`)."""
 
-    def __init__(self, llm, *, fail_after: int | None = None, dies_after: str = "case"):
+    def __init__(self, llm, traces: dict, *, fail_after: int | None = None, dies_after: str = "case"):
         super().__init__(llm, fail_after=fail_after)
+        self.traces = traces
         self.dies_after = dies_after
 
-    async def arun(self, task, arm, *, case_id, explore, reward):
+    async def arun(self, task, arm, *, case_id, explore, reward, exclude=None):
         number, self.calls = self.calls, self.calls + 1
-        dies_here = number == self.fail_after
+        dies = number == self.fail_after
         state = TaskState.from_task(arm.bank, task.question, **({"episode_id": case_id} if case_id else {}))
-        shown = arm.policy.select(state, explore=explore)
+        shown = arm.policy.select(state, explore=explore, **({"exclude": exclude} if exclude is not None else {}))
         answer = (await self.llm.acomplete([{"role": "user", "content": task.question + "".join(
             f"\nPast answer: {s.case.answer}" for s in shown)}])).text
         if case_id is not None:
@@ -82,32 +84,58 @@ class AgentOrderEpisodes(FakeAgentEpisodes):
             arm.bank.add(Case(id=case_id, task=task.question, answer=answer, reward=value,
                               metadata={"selected_cases": [{"id": s.case.id, "score": s.score} for s in shown]}),
                          vector=state.embedding)
-            if dies_here and self.dies_after == "case":
+            if dies and self.dies_after == "case":
                 raise KeyboardInterrupt
             arm.policy.record(state, [s.case.id for s in shown], value)
             arm.policy.update()
-            if dies_here:
+            if dies and self.dies_after == "record":
                 raise KeyboardInterrupt
-        return EpisodeOutcome(answer=answer, steps=1, learned=case_id is not None)
+            self.traces[case_id] = {"episode_id": case_id, "selected": [s.case.id for s in shown]}
+            if dies:
+                raise KeyboardInterrupt
+        return EpisodeOutcome(answer=answer, steps=1, learned=case_id is not None,
+                              shown=[ShownCase(id=s.case.id, score=s.score, similarity=s.similarity) for s in shown])
+
+    def recover(self, task, arm, case_id):
+        outcome = super().recover(task, arm, case_id)
+        if outcome is not None:
+            outcome.trace = self.traces.get(case_id)
+        return outcome
 
 
-@pytest.mark.parametrize("dies_after", ["case", "record"])
-def test_a_recovered_episode_reaches_the_policys_replay_exactly_once(fictional_config, dies_after):
-    config = fictional_config(arms=["neural"], concurrency=1)
-    crashing = AgentOrderEpisodes(SlowScriptedLLM(gold_echo_handler), fail_after=3, dies_after=dies_after)
+def policy_steps(arm_dir, arm: str) -> Counter:
+    """What the arm's policy holds per recorded step: replay rows by episode id (neural), or the entries'
+    visits by case (episodic: each record adds one visit per shown case)."""
+    with CaseBank(arm_dir / "bank.db", embedder=FakeHashEmbedder()) as bank:
+        policy = load_policy(arm_dir / "policy.pt", bank)
+        if arm == "neural":
+            return Counter(t.episode_id for t in policy.replay.transitions)
+        return Counter({case_id: int(entries.visits.sum()) for case_id, entries in policy.entries.items()})
+
+
+@pytest.mark.parametrize(("arm", "dies_after"), [("neural", "case"), ("neural", "record"), ("neural", "trace"),
+                                                 ("episodic", "case"), ("episodic", "trace")])
+def test_a_recovered_episode_reaches_the_policy_exactly_once(fictional_config, arm, dies_after):
+    # Without change detection, which deletes entries, every record of the episodic arm stays countable.
+    options = {"episodic": {"change_threshold": 0.0}} if arm == "episodic" else {}
+    config = fictional_config(arms=[arm], concurrency=1, policy_options=options)
+    traces: dict = {}
+    crashing = AgentOrderEpisodes(SlowScriptedLLM(gold_echo_handler), traces, fail_after=3, dies_after=dies_after)
     with pytest.raises(KeyboardInterrupt):
         run_eval(config, progress=False, embedder=FakeHashEmbedder(), episodes=crashing)
 
-    run_eval(config, progress=False, embedder=FakeHashEmbedder(), episodes=AgentOrderEpisodes(SlowScriptedLLM(gold_echo_handler)))
+    run_eval(config, progress=False, embedder=FakeHashEmbedder(),
+             episodes=AgentOrderEpisodes(SlowScriptedLLM(gold_echo_handler), traces))
 
     records = EpisodeLog(config.out_dir / "episodes.jsonl").records
     assert len(records) == 8 and all(r.learned for r in records) and sum(r.recovered for r in records) == 1
-    arm = config.out_dir / "arms" / "neural"
-    with CaseBank(arm / "bank.db", embedder=FakeHashEmbedder()) as bank:
-        replay = load_policy(arm / "policy.pt", bank).replay
-        steps = Counter(t.episode_id for t in replay.transitions)
-    assert len(replay) == 8, "one replay row per learned episode, the recovered one included"
-    assert set(steps) == {r.case_id for r in records} and set(steps.values()) == {1}
+    steps = policy_steps(config.out_dir / "arms" / arm, arm)
+    if arm == "neural":
+        assert sum(steps.values()) == 8, "one replay row per learned episode, the recovered one included"
+        assert set(steps) == {r.case_id for r in records} and set(steps.values()) == {1}
+    else:
+        assert steps == Counter(s.id for r in records for s in r.shown), "one visit per shown case and episode"
+        assert sum(len(r.shown) for r in records if r.recovered) > 0, "the recovered episode was shown cases"
 
 
 def test_a_line_cut_off_by_a_crash_is_dropped_and_its_episode_counts_as_not_done(tmp_path):
