@@ -136,8 +136,9 @@ def error_line(summary: EvalSummary, *, resume: str = "run the same command agai
     """
     if not summary.errored_episodes:
         return None
-    return (f"{summary.errored_episodes} of {summary.episodes} episodes errored (scored as wrong answers), the first: "
+    line = (f"{summary.errored_episodes} of {summary.episodes} episodes errored (scored as wrong answers), the first: "
             f"{summary.first_error}; fix the cause, then {resume} to retry them (episodes that finished are kept)")
+    return " ".join(line.split())  # one line, whatever the error's own message holds
 
 
 def write_report(summary: EvalSummary, path: str | Path, *, plots: list[Path] = ()) -> Path:
