@@ -1,18 +1,17 @@
 """One episode of one arm: the only place the eval runner meets the agent.
 
-The runner hands an `EpisodeRunner` a task, the arm's memory and the id the episode's case must
-get, and receives an `EpisodeOutcome`. `AgentEpisodes` runs `memento.agent.Agent`; tests about
-the runner pass their own runner instead.
+The runner hands an `EpisodeRunner` a task, the arm's memory, the id the episode's case must
+get and the cases it must not be shown, and receives an `EpisodeOutcome`, which says what was
+shown (the agent's own result). `AgentEpisodes` runs `memento.agent.Agent`; tests about the
+runner pass their own runner instead.
 
-What memory showed is not read from the agent's trace: every arm's policy is wrapped in a
-`GuardedPolicy`, which notes each selection in the running episode's `EpisodeNotes` (a context
-variable, so concurrent episodes keep theirs apart, across threads too) and, when asked, drops
-retrieved cases whose task text equals the task at hand before the agent sees them.
+The clean split's same-task guard is a selection filter: a `SameTaskGuard` passed as the
+policy's `exclude` leaves out cases whose task text equals the task at hand before the policy
+chooses, and notes which it left out.
 """
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,29 +22,45 @@ from envs.metrics import normalize_answer
 from envs.task import Task
 from evals.config import NO_MEMORY
 from evals.records import ShownCase
+from memento.case import Case
 from memento.errors import NotFoundError, ValidationError
-from memento.policy import CaseSelectionPolicy, Selection, excluder
-
-CURRENT_NOTES: contextvars.ContextVar[EpisodeNotes | None] = contextvars.ContextVar("memento_eval_notes", default=None)
+from memento.policy import CaseSelectionPolicy, Exclude, Selection
 
 
-@dataclass
-class EpisodeNotes:
-    """What memory did during one episode, filled in by `GuardedPolicy`."""
+class SameTaskGuard:
+    """`exclude=` for one episode: true for a case whose task text (normalised) is the episode's own, noting its id."""
 
-    exclude_same_task: bool = False
-    """Whether the clean-split guard is on for this episode."""
-    shown: list[ShownCase] = field(default_factory=list)
-    same_task_shown: list[str] = field(default_factory=list)
-    same_task_excluded: list[str] = field(default_factory=list)
+    def __init__(self, task: str):
+        self.task = normalize_answer(task)
+        self.excluded: list[str] = []
+        """Ids of the same-task cases the policy came across and had to leave out."""
+
+    def __call__(self, case: Case) -> bool:
+        if normalize_answer(case.task) != self.task:
+            return False
+        if case.id not in self.excluded:
+            self.excluded.append(case.id)
+        return True
+
+
+def same_task_shown(bank: Any, task: str, shown: list[ShownCase]) -> list[str]:
+    """Ids of the shown cases whose task text is `task` (normalised): the leak the guard exists to stop."""
+    text, ids = normalize_answer(task), []
+    for case in shown:
+        try:
+            if normalize_answer(bank.get(case.id).task) == text:
+                ids.append(case.id)
+        except NotFoundError:  # deleted since it was shown
+            continue
+    return ids
 
 
 class GuardedPolicy:
-    """A case-selection policy seen through the eval: selections noted, same-task cases optionally dropped.
+    """An arm's policy behind one lock.
 
-    Calls to the policy are serialised by a lock, since episodes of one arm run concurrently and
-    a learned policy's `update` is not safe to interleave with `select`. Everything not
-    overridden here (config, kind, ...) is the wrapped policy's own.
+    Episodes of one arm run concurrently (the agent's nodes in threads) while the runner saves the
+    policy, and teaches it recovered episodes, between them; a learned policy's `update` is not
+    safe to interleave with `select` or `save`. Everything else (config, kind, ...) is the policy's own.
     """
 
     def __init__(self, policy: CaseSelectionPolicy):
@@ -56,28 +71,8 @@ class GuardedPolicy:
         return getattr(self.policy, name)
 
     def select(self, state: Any, **options: Any) -> list[Selection]:
-        """The wrapped policy's selection, noted in the episode's notes; without same-task cases when guarded."""
-        notes = CURRENT_NOTES.get()
-        task = normalize_answer(state.task)
-        guarded = notes is not None and notes.exclude_same_task
-        excluded: list[str] = []
-        if guarded:
-            asked = excluder(options.pop("exclude", None))
-
-            def exclude(case: Any) -> bool:
-                if normalize_answer(case.task) == task:
-                    excluded.append(case.id)
-                    return True
-                return asked is not None and asked(case)
-
-            options["exclude"] = exclude
         with self.lock:
-            selections = self.policy.select(state, **options)
-        if notes is not None:
-            notes.same_task_excluded.extend(i for i in dict.fromkeys(excluded) if i not in notes.same_task_excluded)
-            notes.same_task_shown.extend(s.case.id for s in selections if normalize_answer(s.case.task) == task)
-            notes.shown.extend(ShownCase(id=s.case.id, score=s.score, similarity=s.similarity) for s in selections)
-        return selections
+            return self.policy.select(state, **options)
 
     def record(self, *args: Any, **kwargs: Any) -> None:
         with self.lock:
@@ -128,8 +123,8 @@ class EpisodeOutcome:
     trace: Any = None
     learned: bool = False
     """Whether a case with the given id was written and the policy taught."""
-    shown: list[ShownCase] | None = None
-    """The cases the agent showed, from its own result (None: take what the guard saw)."""
+    shown: list[ShownCase] = field(default_factory=list)
+    """The cases the agent showed, from its own result."""
     llm_calls: int | None = None
     """Model calls the episode made (None when unknown, as for a recovered episode without its trace)."""
 
@@ -142,8 +137,8 @@ class EpisodeRunner(Protocol):
     """Runs the episodes of an eval; `case_id` is None when the episode must not learn."""
 
     async def arun(self, task: Task, arm: ArmMemory, *, case_id: str | None, explore: bool,
-                   reward: Reward) -> EpisodeOutcome:
-        """Run one episode; a learning one stores its case under `case_id`."""
+                   reward: Reward, exclude: Exclude = None) -> EpisodeOutcome:
+        """Run one episode; a learning one stores its case under `case_id`; `exclude` goes to the policy's select."""
 
     def recover(self, task: Task, arm: ArmMemory, case_id: str) -> EpisodeOutcome | None:
         """The outcome of an episode that stored case `case_id` before a crash, or None if it stored none."""
@@ -170,10 +165,10 @@ class AgentEpisodes:
         return self._agents[arm.name]
 
     async def arun(self, task: Task, arm: ArmMemory, *, case_id: str | None, explore: bool,
-                   reward: Reward) -> EpisodeOutcome:
+                   reward: Reward, exclude: Exclude = None) -> EpisodeOutcome:
         # The episode id names the case the agent writes: fixed by the runner, so a resumed run finds it.
         result = await self._agent(arm).arun(task, scorer=lambda _task, answer: reward(answer),
-                                             learn=case_id is not None, episode_id=case_id)
+                                             learn=case_id is not None, episode_id=case_id, exclude=exclude)
         if case_id is not None and result.case_id != case_id:
             raise ValidationError(f"the agent stored episode {case_id!r} as case {result.case_id!r}; "
                                   f"the eval needs the case id it asked for to resume safely")

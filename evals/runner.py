@@ -34,8 +34,8 @@ from envs.deepresearcher import domain_of
 from envs.metrics import ajudge_answer, normalize_answer
 from envs.task import Task
 from evals.config import NO_MEMORY, EvalConfig, TaskSpec
-from evals.episode import (CURRENT_NOTES, AgentEpisodes, ArmMemory, EpisodeNotes, EpisodeOutcome, EpisodeRunner,
-                           GuardedPolicy)
+from evals.episode import (AgentEpisodes, ArmMemory, EpisodeOutcome, EpisodeRunner, GuardedPolicy, SameTaskGuard,
+                           same_task_shown)
 from evals.manifest import check_run_dir, write_manifest
 from evals.records import EpisodeLog, EpisodeRecord, EvalSummary, Phase, case_id_for, summarize
 from memento.embedders import Embedder
@@ -303,25 +303,22 @@ async def run_episode(one_pass: Pass, arm: ArmMemory, task: Task, attempt: int, 
                              completion_tokens=recovered.completion_tokens, steps=recovered.steps,
                              trace=recovered.trace if config.store_trace else None)
             return await agrade(record, task, judge, config.judge.max_tokens if config.judge else 256)
-    notes = EpisodeNotes(exclude_same_task=one_pass.phase == "test" and config.exclude_same_task)
-    token = CURRENT_NOTES.set(notes)
+    # The clean split's guard: the policy chooses as if the test task's own cases were not in the bank.
+    guard = SameTaskGuard(task.question) if one_pass.phase == "test" and config.exclude_same_task else None
+    guarded = {"exclude": guard} if guard is not None else {}  # so runners without `exclude` still run other passes
     started = time.perf_counter()
     error = None
     try:
         outcome = await episodes.arun(task, arm, case_id=case_id, explore=one_pass.learns,
-                                      reward=lambda answer: envs.score(task, answer)[config.reward_metric])
+                                      reward=lambda answer: envs.score(task, answer)[config.reward_metric],
+                                      **guarded)
     except MementoError as exc:
         outcome, error = EpisodeOutcome(answer=""), f"{type(exc).__name__}: {exc}"
-    finally:
-        CURRENT_NOTES.reset(token)
     seconds = time.perf_counter() - started
-    # What was shown is the agent's own record; the guard saw every case the policy ranked.
-    shown = outcome.shown if outcome.shown is not None else notes.shown
-    shown_ids = {case.id for case in shown}
     record = _record(key, task, outcome.answer, config,
                      learned=outcome.learned, case_id=case_id if outcome.learned else None,
-                     shown=shown, same_task_shown=[i for i in notes.same_task_shown if i in shown_ids],
-                     same_task_excluded=notes.same_task_excluded,
+                     shown=outcome.shown, same_task_shown=same_task_shown(arm.bank, task.question, outcome.shown),
+                     same_task_excluded=guard.excluded if guard is not None else [],
                      prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
                      seconds=seconds, timings=outcome.timings, steps=outcome.steps, error=error,
                      llm_calls=outcome.llm_calls,

@@ -20,11 +20,11 @@ from pydantic import BaseModel, Field
 
 from memento.agent.config import AgentConfig
 from memento.agent.graph import compile_nodes, recursion_limit
-from memento.agent.nodes import SCORER_KEY, TASK_KEY, AgentNodes, Judge, Scorer
+from memento.agent.nodes import EXCLUDE_KEY, SCORER_KEY, TASK_KEY, AgentNodes, Judge, Scorer
 from memento.case import Step
 from memento.errors import ValidationError
 from memento.llm import LLM
-from memento.policy import CaseSelectionPolicy
+from memento.policy import CaseSelectionPolicy, Exclude, excluder
 
 
 class EpisodeResult(BaseModel):
@@ -59,21 +59,23 @@ class Agent:
         self.graph = compile_nodes(self.nodes, checkpointer=checkpointer)
 
     def run(self, task: Any, gold: Sequence[str] | None = None, scorer: Scorer | None = None, learn: bool = True, *,
-            thread_id: str | None = None, episode_id: str | None = None) -> EpisodeResult:
+            thread_id: str | None = None, episode_id: str | None = None, exclude: Exclude = None) -> EpisodeResult:
         """Run one episode to its end; `scorer(task, answer)` gives the reward (else the judge, if gold).
 
         `episode_id` names the episode, its trace and its case (a fresh id when None); a runner that
-        must find an episode again after a crash passes its own.
+        must find an episode again after a crash passes its own. `exclude` (case ids, or a predicate
+        on a Case) names cases the policy must not show in this episode, e.g. an eval's same-task guard.
         """
-        inputs, run_config = self._start(task, gold, scorer, learn, thread_id, episode_id=episode_id)
+        inputs, run_config = self._start(task, gold, scorer, learn, thread_id, episode_id=episode_id, exclude=exclude)
         started = time.perf_counter()
         state = self.graph.invoke(inputs, run_config)
         return self._result(state, time.perf_counter() - started)
 
     async def arun(self, task: Any, gold: Sequence[str] | None = None, scorer: Scorer | None = None,
-                   learn: bool = True, *, thread_id: str | None = None, episode_id: str | None = None) -> EpisodeResult:
+                   learn: bool = True, *, thread_id: str | None = None, episode_id: str | None = None,
+                   exclude: Exclude = None) -> EpisodeResult:
         """Async twin of `run`; many may run at once (memory and policy calls are serialised)."""
-        inputs, run_config = self._start(task, gold, scorer, learn, thread_id, episode_id=episode_id)
+        inputs, run_config = self._start(task, gold, scorer, learn, thread_id, episode_id=episode_id, exclude=exclude)
         started = time.perf_counter()
         state = await self.graph.ainvoke(inputs, run_config)
         return self._result(state, time.perf_counter() - started)
@@ -83,7 +85,8 @@ class Agent:
         self.nodes.close()
 
     def _start(self, task: Any, gold: Sequence[str] | None, scorer: Scorer | None, learn: bool,
-               thread_id: str | None, *, episode_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+               thread_id: str | None, *, episode_id: str | None = None,
+               exclude: Exclude = None) -> tuple[dict[str, Any], dict[str, Any]]:
         text = task if isinstance(task, str) else getattr(task, "question", None)
         if not isinstance(text, str) or not text.strip():
             raise ValidationError(f"task {task!r:.80} has no question text; pass a string or a record with .question")
@@ -98,6 +101,9 @@ class Agent:
         configurable: dict[str, Any] = {"thread_id": thread_id or episode_id, TASK_KEY: task}
         if scorer is not None:
             configurable[SCORER_KEY] = scorer
+        if exclude is not None:
+            excluder(exclude)  # a bad value fails here, before the episode starts
+            configurable[EXCLUDE_KEY] = exclude
         return inputs, {"configurable": configurable, "recursion_limit": recursion_limit(self.config)}
 
     def _result(self, state: dict[str, Any], wall_s: float) -> EpisodeResult:

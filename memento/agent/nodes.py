@@ -50,7 +50,7 @@ from memento.errors import NotFoundError, StructuredOutputError, ValidationError
 from memento.judge import judge_answer
 from memento.procedure import Procedure
 from memento.llm import LLM
-from memento.policy import CaseSelectionPolicy, TaskState
+from memento.policy import CaseSelectionPolicy, Exclude, TaskState
 
 Scorer = Callable[[Any, str], "float | dict[str, float]"]
 """`scorer(task, answer)`: the environment's reward, or a dict of metrics (see AgentConfig.reward_metric)."""
@@ -61,6 +61,8 @@ SCORER_KEY = "memento_scorer"
 """`config["configurable"][SCORER_KEY]`: a scorer for this run only, overriding the graph's."""
 TASK_KEY = "memento_task"
 """`config["configurable"][TASK_KEY]`: the object the scorer receives as `task` (default: the task text)."""
+EXCLUDE_KEY = "memento_exclude"
+"""`config["configurable"][EXCLUDE_KEY]`: cases the policy must not show in this run (`select(exclude=...)`)."""
 
 _MODEL_OUTPUT_ERRORS = (StructuredOutputError, ValidationError)
 SUCCESS = 0.5
@@ -111,14 +113,16 @@ class AgentNodes:
             raise ValidationError(f"the agent's input needs a non-empty 'task' string, got {task!r}")
         learn = state.get("learn", True)
         episode_id = state.get("episode_id") or uuid.uuid4().hex
+        exclude = (config or {}).get("configurable", {}).get(EXCLUDE_KEY)
         started = time.perf_counter()
         embedding = self.bank.embed([task])[0]
         embedded = time.perf_counter()
+        memory = {"task": task, "episode_id": episode_id, "task_embedding": embedding.tolist()}
         with self._memory_lock:
-            selections = self._select(TaskState(task=task, embedding=embedding, episode_id=episode_id), learn)
+            selections = self._select(task_state(memory), learn, exclude)
         selected = time.perf_counter()
         return {
-            "episode_id": episode_id, "learn": learn, "task_embedding": embedding.tolist(),
+            "episode_id": episode_id, "learn": learn, "task_embedding": memory["task_embedding"],
             "selected": [{"case_id": s.case.id, "score": round(float(s.score), 6), "similarity": round(float(s.similarity), 6)}
                          for s in selections],
             "cases_context": render_cases([s.case for s in selections], self.config.max_case_chars),
@@ -128,7 +132,7 @@ class AgentNodes:
             "memory_ops": [_op("embed", embedded - started), _op("select", selected - embedded)],
         }
 
-    def _select(self, task_state: TaskState, learn: bool) -> list[Any]:
+    def _select(self, task_state: TaskState, learn: bool, exclude: Exclude = None) -> list[Any]:
         """The k cases shown: the policy ranks `procedure_pool` of them; those whose procedure fits the task go first.
 
         A case the agent can run on this task is worth more than a similar one it cannot, but which
@@ -137,7 +141,8 @@ class AgentNodes:
         """
         config = self.config
         pool = max(config.k, config.procedure_pool) if config.procedures else config.k
-        ranked = self.policy.select(task_state, k=pool, namespace=config.namespace, explore=config.explore and learn)
+        ranked = self.policy.select(task_state, k=pool, namespace=config.namespace, explore=config.explore and learn,
+                                    exclude=exclude)
         if pool == config.k:
             return ranked
         fitting = [s for s in ranked if s.case.procedure is not None and s.case.procedure.outcome == "success"
@@ -165,12 +170,10 @@ class AgentNodes:
         started = time.perf_counter()
         update: dict[str, Any] = {"policy_metrics": {}, "memory_ops": []}
         if state.get("learn", True) and state.get("reward") is not None:
-            task_state = TaskState(task=state["task"], embedding=np.asarray(state["task_embedding"], dtype=np.float32),
-                                   episode_id=state["episode_id"])
             shown = [s["case_id"] for s in state.get("selected", [])]
             with self._memory_lock:
                 try:
-                    self.policy.record(task_state, shown, state["reward"], namespace=self.config.namespace)
+                    self.policy.record(task_state(state), shown, state["reward"], namespace=self.config.namespace)
                     recorded = time.perf_counter()
                     update["policy_metrics"] = self.policy.update()
                     update["memory_ops"] += [_op("record", recorded - started), _op("update", time.perf_counter() - recorded)]
@@ -381,6 +384,16 @@ class AgentNodes:
         """Close the trace table's connection."""
         if self.traces is not None:
             self.traces.close()
+
+
+def task_state(state: dict[str, Any]) -> TaskState:
+    """The episode's `TaskState`, from the task, embedding and episode id in the graph's state.
+
+    The one place it is built: the policy selects for it in read_memory and records its outcome
+    for it in learn, so both see the same state (the graph's state holds JSON, not the object).
+    """
+    return TaskState(task=state["task"], embedding=np.asarray(state["task_embedding"], dtype=np.float32),
+                     episode_id=state["episode_id"])
 
 
 def llm_judge(llm: LLM, question: str, answer: str, gold: list[str]) -> float:

@@ -60,7 +60,7 @@ class FakeAgentEpisodes:
         """Task id -> the answer the first attempt writes into memory (so memory can teach)."""
 
     async def arun(self, task: Task, arm: ArmMemory, *, case_id: str | None, explore: bool,
-                   reward: Reward) -> EpisodeOutcome:
+                   reward: Reward, exclude=None) -> EpisodeOutcome:
         number = self.calls
         self.calls += 1
         dies_here = self.fail_after is not None and number >= self.fail_after
@@ -69,7 +69,7 @@ class FakeAgentEpisodes:
         shown, state = [], None
         if arm.has_memory:
             state = TaskState.from_task(arm.bank, task.question)
-            shown = arm.policy.select(state, explore=explore)
+            shown = arm.policy.select(state, explore=explore, exclude=exclude)
         prompt = task.question + "".join(f"\nPast answer: {s.case.answer}" for s in shown)
         completion = await self.llm.acomplete([{"role": "user", "content": prompt}])
         answer = completion.text
@@ -86,7 +86,8 @@ class FakeAgentEpisodes:
                 raise KeyboardInterrupt
         return EpisodeOutcome(answer=answer, prompt_tokens=completion.usage.prompt_tokens,
                               completion_tokens=completion.usage.completion_tokens, steps=1,
-                              trace={"prompt": prompt}, learned=case_id is not None)
+                              trace={"prompt": prompt}, learned=case_id is not None,
+                              shown=[ShownCase(id=s.case.id, score=s.score, similarity=s.similarity) for s in shown])
 
     def recover(self, task: Task, arm: ArmMemory, case_id: str) -> EpisodeOutcome | None:
         try:
