@@ -11,12 +11,16 @@ is what learns. A policy here does four things:
     selections = policy.select(state, k=4, explore=True)      # which cases the agent sees
     policy.record(state, [s.case.id for s in selections], reward)  # what came of it
     metrics = policy.update()                                 # learn from what was recorded
-    policy.save("policy.pt"); policy = load_policy("policy.pt", bank)
+    policy.save("policy.pt"); policy.close()                  # close() frees its name on the bank
+    policy = load_policy("policy.pt", bank)                   # later, or in another process
 
 A policy is bound to one bank, on construction (or once, with `bind`): the learned ones keep
-their replay buffer and statistics in that bank's SQLite file, in tables prefixed `policy_`,
-so learning survives restarts. Everything after the state is keyword-only, so that `k`, the
-bank and the flags cannot be swapped by position.
+their replay buffer and statistics in that bank's SQLite file, in tables prefixed `policy_`
+and keyed by the policy's name, so learning survives restarts. While a learned policy lives it
+holds its name on the bank: a second live policy of that name is a PolicyError unless it is
+made with `share=True`. Everything after the state is keyword-only, so that `k`, the bank and
+the flags cannot be swapped by position; `k` is the caller's (`AgentConfig.k`), `DEFAULT_K`
+when not given.
 """
 
 from __future__ import annotations
@@ -231,7 +235,7 @@ class CaseSelectionPolicy(ABC):
     @abstractmethod
     def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
                namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
-        """Choose up to `k` cases for `state` from the policy's bank (fewer when it has fewer; none when empty).
+        """Choose up to `k` (default `DEFAULT_K`) cases for `state` from the policy's bank (fewer when it has fewer).
 
         `explore=True` while learning (sample), `False` when evaluating (take the best).
         `namespace` limits the cases to one namespace; `exclude` (case ids, or a predicate on a

@@ -1,12 +1,13 @@
 """Case-selection policies: which past cases the agent sees for a new task.
 
     from policies import make_policy, load_policy, TaskState
-    policy = make_policy("neural", bank=bank)          # or "similarity", "neural-copy", "episodic"
+    policy = make_policy("neural", bank, name="n2")    # or "similarity", "neural-copy", "episodic"
     state = TaskState.from_task(bank, question)
-    shown = policy.select(state, explore=True)
+    shown = policy.select(state, k=4, explore=True, exclude=ids_not_to_show)
     policy.record(state, [s.case.id for s in shown], reward)
     policy.update()
-    policy.save("policy.pt"); policy = load_policy("policy.pt", bank)
+    policy.save("policy.pt"); policy.close()
+    policy = load_policy("policy.pt", bank)
 """
 
 from __future__ import annotations
