@@ -8,51 +8,16 @@ The judge grades correct / incorrect / not attempted, which gives both DeepResea
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from memento.errors import ValidationError
 
-# The judge lives in the library (the agent grades with it); benchmarks import it from here too.
+# Grading lives in the library (the agent grades with it: EM/F1 and the judge); benchmarks import it from here too.
 from memento.judge import (  # noqa: F401
-    GRADES, JUDGE_PROMPT, JUDGE_PROMPT_ID, Grade, JudgeReply, Verdict, ajudge_answer, judge_answer, judge_messages,
-    parse_verdict_text,
+    GRADES, JUDGE_PROMPT, JUDGE_PROMPT_ID, Grade, JudgeReply, Verdict, ajudge_answer, em_f1, exact_match,
+    judge_answer, judge_messages, normalize_answer, parse_verdict_text, token_f1,
 )
-
-_PUNCTUATION = re.compile(r"[^\w\s]|_")
-
-
-def normalize_answer(text: str | None) -> str:
-    """Lowercase, turn punctuation into spaces, collapse whitespace (DeepResearcher's rule)."""
-    if not text:
-        return ""
-    return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
-
-
-def exact_match(prediction: str | None, gold: Sequence[str]) -> float:
-    """1.0 if the normalised prediction equals any normalised gold answer, else 0.0."""
-    predicted = normalize_answer(prediction)
-    return float(any(predicted == normalize_answer(answer) for answer in gold))
-
-
-def token_f1(prediction: str | None, gold: Sequence[str]) -> float:
-    """Token-overlap F1 between prediction and gold answer, the max over the gold list."""
-    predicted = normalize_answer(prediction).split()
-    best = 0.0
-    for answer in gold:
-        expected = normalize_answer(answer).split()
-        overlap = sum((Counter(predicted) & Counter(expected)).values())
-        if overlap:
-            precision, recall = overlap / len(predicted), overlap / len(expected)
-            best = max(best, 2 * precision * recall / (precision + recall))
-    return best
-
-
-def em_f1(prediction: str | None, gold: Sequence[str]) -> dict[str, float]:
-    """{"em", "f1"}: the rule-based scores of the short-answer QA sources."""
-    return {"em": exact_match(prediction, gold), "f1": token_f1(prediction, gold)}
-
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased Pass@k from n attempts with c correct: 1 - C(n-c, k) / C(n, k) (Chen et al. 2021)."""

@@ -1,4 +1,6 @@
-"""The LLM judge: grades an answer against gold answers as correct, incorrect or not attempted.
+"""Grading an answer against gold answers: rule-based EM and token F1, and the LLM judge.
+
+    em_f1("Ada  Brill.", ["Ada Brill"])          # {"em": 1.0, "f1": 1.0}
 
     verdict = judge_answer(llm, "Who founded Acme?", "Ada Brill", ["Ada Brill"])
     verdict.grade, verdict.score, verdict.rationale, verdict.prompt_id
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +25,40 @@ from memento.errors import StructuredOutputError, ValidationError
 
 if TYPE_CHECKING:
     from memento.llm import LLM
+
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+
+
+def normalize_answer(text: str | None) -> str:
+    """Lowercase, turn punctuation into spaces, collapse whitespace (DeepResearcher's rule)."""
+    if not text:
+        return ""
+    return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
+
+
+def exact_match(prediction: str | None, gold: Sequence[str]) -> float:
+    """1.0 if the normalised prediction equals any normalised gold answer, else 0.0."""
+    predicted = normalize_answer(prediction)
+    return float(any(predicted == normalize_answer(answer) for answer in gold))
+
+
+def token_f1(prediction: str | None, gold: Sequence[str]) -> float:
+    """Token-overlap F1 between prediction and gold answer, the max over the gold list."""
+    predicted = normalize_answer(prediction).split()
+    best = 0.0
+    for answer in gold:
+        expected = normalize_answer(answer).split()
+        overlap = sum((Counter(predicted) & Counter(expected)).values())
+        if overlap:
+            precision, recall = overlap / len(predicted), overlap / len(expected)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def em_f1(prediction: str | None, gold: Sequence[str]) -> dict[str, float]:
+    """{"em", "f1"}: the rule-based scores of the short-answer QA sources."""
+    return {"em": exact_match(prediction, gold), "f1": token_f1(prediction, gold)}
+
 
 Grade = Literal["correct", "incorrect", "not_attempted"]
 GRADES: tuple[Grade, ...] = ("correct", "incorrect", "not_attempted")

@@ -9,6 +9,7 @@ from memento.case import DEFAULT_NAMESPACE
 from memento.cli.banks import open_bank
 from memento.cli.options import BankPath, EmbedderName, parse_assignment, parse_value
 from memento.cli.output import note, output_options
+from memento.plugins import plugin
 
 Backend = Annotated[str, typer.Option(
     envvar="MEMENTO_LLM_BACKEND", help="The LLM backend: llamacpp (the embedded SmolLM2), openai, vllm or transformers. "
@@ -46,14 +47,14 @@ def ask(question: Annotated[str, typer.Argument(help="The task for the agent.", 
     """
     with open_bank(bank_path, embedder) as bank:
         # The agent's imports (langgraph, torch) take seconds: only once the bank is known to be there.
-        from envs.metrics import em_f1
+        from memento.judge import em_f1
         from memento.agent import Agent, AgentConfig
         from memento.llm import load_llm
         from memento.tools import default_tools
-        from policies import load_policy, make_policy
+        policies = plugin("policies")
 
         config = AgentConfig(k=k, namespace=tuple(namespace.split("/")) if namespace else DEFAULT_NAMESPACE)
-        chooser = load_policy(policy, bank) if policy else make_policy("similarity", bank)
+        chooser = policies.load_policy(policy, bank) if policy else policies.make_policy("similarity", bank)
         agent = Agent(load_llm(backend, **llm_options(llm_option)), bank, chooser, default_tools(corpus), config=config)
         try:
             scorer = (lambda task, answer: em_f1(answer, gold)) if gold else None

@@ -18,6 +18,7 @@ from memento.cli.editing import (EDIT_FORMATS, changes_from_assignments, changes
 from memento.cli.options import BankPath, EmbedderName, filter_options, readable_file, writable_file
 from memento.cli.output import note, output_options
 from memento.errors import ValidationError
+from memento.plugins import plugin
 
 app = typer.Typer(help="Inspect, search, edit and curate the cases in a bank.", no_args_is_help=True)
 
@@ -86,13 +87,13 @@ def search(query: Annotated[str, typer.Argument(help="The text to search for.", 
     with open_bank(bank_path, embedder) as bank:
         if policy is None:
             return [{"score": hit.score, **summary(hit.case)} for hit in bank.search(query, k=k, **filters)]
-        from policies import TaskState, load_policy
+        from memento.policy import TaskState
 
         other = sorted(set(filters) - {"namespace"})
         if other:
             raise ValidationError(f"--policy chooses among all cases of a namespace, so it does not combine with "
                                   f"{', '.join('--' + f.replace('_', '-') for f in other)}; drop them or drop --policy")
-        chosen = load_policy(policy, bank).select(TaskState.from_task(bank, query), k=k,
+        chosen = plugin("policies").load_policy(policy, bank).select(TaskState.from_task(bank, query), k=k,
                                                   namespace=filters.get("namespace"), explore=False)
         return [{"policy_score": s.score, "score": s.similarity, **summary(s.case)} for s in chosen]
 

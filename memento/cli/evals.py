@@ -11,6 +11,7 @@ from memento.cli.banks import resolve_embedder
 from memento.cli.options import EmbedderName
 from memento.cli.output import note, output_options
 from memento.errors import DataError, MementoError, NotFoundError, ValidationError
+from memento.plugins import plugin
 
 app = typer.Typer(help="Run the continual-learning evals and read their results.", no_args_is_help=True)
 
@@ -41,10 +42,8 @@ def run(config: Annotated[Optional[Path], typer.Argument(
     episodes.jsonl, summary.json, report.md and the plots into the run folder and prints accuracy
     per arm and pass; exits with 1 and one `Error:` line if any episode errored.
     """
-    from evals.config import EvalConfig, load_config
-    from evals.runner import run_eval
-
-    settings = load_config(config).model_dump() if config else {}
+    evals = plugin("evals")
+    settings = evals.load_config(config).model_dump() if config else {}
     tasks = {"source": source, "limit": limit}
     settings["tasks"] = {**settings.get("tasks", {}), **{k: v for k, v in tasks.items() if v is not None}}
     if backend is not None:
@@ -52,14 +51,12 @@ def run(config: Annotated[Optional[Path], typer.Argument(
     given = {"out_dir": out_dir, "arms": arms, "iterations": iterations, "concurrency": concurrency}
     settings.update({key: value for key, value in given.items() if value is not None})
     try:
-        eval_config = EvalConfig.model_validate(settings)
+        eval_config = evals.EvalConfig.model_validate(settings)
     except pydantic.ValidationError as exc:
         raise ValidationError(f"invalid eval settings: {exc.errors()[0]['msg']} "
                               f"(at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'the config'})") from None
-    from evals.report import error_line
-
-    summary = run_eval(eval_config, progress=sys.stderr.isatty(), embedder=resolve_embedder(embedder) if embedder else None)
-    failed = error_line(summary, resume=f"run `memento eval run` with the same config and --out-dir {summary.run_dir}")
+    summary = evals.run_eval(eval_config, progress=sys.stderr.isatty(), embedder=resolve_embedder(embedder) if embedder else None)
+    failed = evals.error_line(summary, resume=f"run `memento eval run` with the same config and --out-dir {summary.run_dir}")
     if failed:
         raise MementoError(failed)
     note(f"{summary.episodes}/{summary.expected_episodes} episodes; report: {Path(summary.run_dir) / 'report.md'}")
@@ -74,13 +71,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by
 
     The accuracy rows of a run's summary.json: per arm and pass, per task source, or per domain.
     """
-    from evals.records import EvalSummary
-
     path = run_dir / "summary.json"
     if not path.is_file():
         raise NotFoundError(f"'{path}' does not exist; run the eval first (`memento eval run ... --out-dir {run_dir}`)")
     try:
-        summary = EvalSummary.model_validate_json(path.read_bytes())
+        summary = plugin("evals").EvalSummary.model_validate_json(path.read_bytes())
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = f" at {'.'.join(map(str, first['loc']))}" if first["loc"] else ""

@@ -15,6 +15,7 @@ from memento.cli.banks import open_bank
 from memento.cli.cases import summary
 from memento.cli.options import BankPath, EmbedderName, filter_options
 from memento.cli.output import output_options
+from memento.plugins import plugin
 
 app = typer.Typer(help="Inspect a learned case-selection policy.", no_args_is_help=True)
 
@@ -23,9 +24,7 @@ PolicyPath = Annotated[Path, typer.Argument(help="A policy checkpoint written by
 
 def usefulness(path: Path, bank: CaseBank, cases: Sequence[Case]) -> dict[str, float]:
     """The usefulness the policy at `path` has learned for each case, by case id."""
-    from policies import load_policy
-
-    scores = load_policy(path, bank).usefulness(list(cases))
+    scores = plugin("policies").load_policy(path, bank).usefulness(list(cases))
     return {case.id: float(score) for case, score in zip(cases, scores)}
 
 
@@ -38,11 +37,10 @@ def show(policy_path: PolicyPath, bank_path: BankPath, embedder: EmbedderName = 
     it has learned: training steps, its size, and the recent loss, as the policy reports them.
     """
     with open_bank(bank_path, embedder) as bank:
-        from policies import load_policy  # torch: only once the bank is known to be there
-        from policies.base import read_checkpoint
+        from memento.policy import read_checkpoint
 
         checkpoint = read_checkpoint(policy_path)
-        policy = load_policy(policy_path, bank)
+        policy = plugin("policies").load_policy(policy_path, bank)  # torch: only once the bank is known to be there
         return {"path": str(policy_path), "bytes": policy_path.stat().st_size, "kind": checkpoint["kind"],
                 "embedder": checkpoint.get("embedder"), "config": checkpoint.get("config"), **policy.summary()}
 
