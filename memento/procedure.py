@@ -19,6 +19,7 @@ the template matching; running a procedure is `memento.agent.recall`.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -139,6 +140,7 @@ def normalize_space(text: str) -> str:
     return " ".join(text.split())
 
 
+@lru_cache(maxsize=4096)
 def template_pattern(template: str) -> re.Pattern[str]:
     """The regular expression of a template: its text literal (case and spacing folded), each slot a group."""
     parts = VARIABLE.split(normalize_space(template))

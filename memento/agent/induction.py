@@ -25,7 +25,6 @@ from memento.agent.evidence import path_to
 from memento.agent.spans import find_answer, mentions, name_spans, task_values, cue_at
 from memento.procedure import TASK_VARIABLE, Hop, Procedure, normalize_space
 
-LearnedFrom = str
 MAX_PATHS = 8
 """Places of the answer tried, fewest hops first, before induction gives up."""
 
@@ -42,7 +41,7 @@ def locate(evidence: list[dict[str, Any]], target: str) -> list[dict[str, Any]]:
     return hits
 
 
-def induce(task: str, evidence: list[dict[str, Any]], targets: list[str], *, learned_from: LearnedFrom,
+def induce(task: str, evidence: list[dict[str, Any]], targets: list[str], *, learned_from: str,
            avoid: list[Procedure] = ()) -> tuple[Procedure | None, dict[str, Any]]:
     """(procedure or None, what was found): a procedure whose run reproduces the first target reached.
 

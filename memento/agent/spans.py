@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from memento.procedure import Cue
 
@@ -68,8 +69,14 @@ def normalize_word(word: str) -> str:
 
 def tokens(text: str, values: dict[str, str] | None = None) -> list[Token]:
     """The words of `text`, each occurrence of a variable's value folded into one `{name}` token."""
+    return list(_tokens(text, tuple(sorted((values or {}).items()))))
+
+
+@lru_cache(maxsize=4096)
+def _tokens(text: str, values: tuple[tuple[str, str], ...]) -> tuple[Token, ...]:
+    # Cached: a hop scores every candidate span of a sentence against the same sentence and values.
     marks: list[tuple[int, int, str]] = []
-    for name, value in sorted((values or {}).items(), key=lambda item: -len(item[1])):
+    for name, value in sorted(values, key=lambda item: -len(item[1])):
         if not value.strip():
             continue
         for match in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text, re.IGNORECASE):
@@ -79,7 +86,7 @@ def tokens(text: str, values: dict[str, str] | None = None) -> list[Token]:
     for match in WORD.finditer(text):
         if all(match.end() <= s or match.start() >= e for s, e, _ in marks):
             out.append(Token(normalize_word(match.group()), match.start(), match.end()))
-    return sorted(out, key=lambda token: token.start)
+    return tuple(sorted(out, key=lambda token: token.start))
 
 
 def name_spans(text: str) -> list[tuple[int, int]]:
