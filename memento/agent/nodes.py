@@ -234,7 +234,7 @@ class AgentNodes:
                for p in state.get("procedures", []) if p["case_id"] == r["case_id"]]
         if reward is not None and reward >= SUCCESS and state.get("answer"):
             if state.get("answered_by") == "recall" and ran:
-                procedure = ran[-1][1].model_copy(update={"learned_from": "reuse", "note": ran[-1][1].note})
+                procedure = ran[-1][1].model_copy(update={"learned_from": "reuse"})
                 return {"procedure": procedure.model_dump(mode="json"), "hindsight": {"reached": True, "why": "answered"}}
             procedure, found = induce_procedure(task, evidence, [state["answer"]], learned_from="answer")
             return {"procedure": procedure.model_dump(mode="json") if procedure else None, "hindsight": found}
@@ -252,9 +252,8 @@ class AgentNodes:
                 new = evidence[first_new:]
                 procedure, found = induce_procedure(task, evidence, gold, learned_from="hindsight", avoid=failed)
         if procedure is None and failed:
-            answer, score = state.get("answer", ""), reward
-            procedure = failed[-1].model_copy(update={
-                "outcome": "failure", "note": f"Ran on this task and answered {clip(answer, 60)!r}, which scored {score}."})
+            procedure = failed[-1].model_copy(update={"outcome": "failure", "note": (
+                f"Ran on this task and answered {clip(state.get('answer', ''), 60)!r}, which scored {reward}.")})
         return {"procedure": procedure.model_dump(mode="json") if procedure else None, "hindsight": found,
                 "evidence": new}
 
