@@ -23,7 +23,7 @@ import pydantic
 
 from memento.agent.evidence import path_to
 from memento.agent.spans import find_answer, mentions, name_spans, task_values, cue_at
-from memento.procedure import TASK_VARIABLE, Hop, Procedure, normalize_space
+from memento.procedure import TASK_VARIABLE, Hop, Procedure, looks_like_value, normalize_space
 
 MAX_PATHS = 8
 """Places of the answer tried, fewest hops first, before induction gives up."""
@@ -100,12 +100,10 @@ def _from_path(task: str, task_own: dict[str, str], evidence: list[dict[str, Any
 
 def _mentioned_part(value: str, text: str) -> str | None:
     """`value` if the text mentions it, else its longest part between joining words that it does
-    ("CEO of Kala Works" -> "Kala Works"), else None."""
-    if mentions(text, value):
-        return value
-    parts = [p.strip() for p in re.split(r"\b(?:of|de|von|van|the)\b", value) if p.strip()]
-    found = [p for p in parts if mentions(text, p) and p != value]
-    return max(found, key=len) if found else None
+    ("CEO of Kala Works" -> "Kala Works"), else None; only what a slot accepts back (`looks_like_value`)."""
+    parts = [value] + [p.strip() for p in re.split(r"\b(?:of|de|von|van|the)\b", value, flags=re.IGNORECASE)]
+    found = [p for p in parts if p and looks_like_value(p) and mentions(text, p)]
+    return value if value in found else max(found, key=len, default=None)
 
 
 def _where(hit: dict[str, Any], evidence: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from envs.fictional_world import build_world
@@ -173,6 +173,8 @@ words = st.sampled_from(["Kala", "Rovers", "of", "the", "1", "3", "1950", "Washi
 
 
 @settings(max_examples=300, deadline=None)
+@example(task="Kala de The Kala", text="The Kala", answer="Kala")  # a part 'The Kala' no slot accepts back
+@example(task="Kala The", text="Kala The", answer="Kala")
 @given(task=st.lists(words, min_size=1, max_size=14).map(" ".join),
        text=st.lists(words, min_size=1, max_size=24).map(" ".join), answer=st.lists(words, min_size=1, max_size=3).map(" ".join))
 def test_induction_never_raises_and_what_it_gives_fits_its_task(task, text, answer):
