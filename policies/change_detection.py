@@ -1,4 +1,4 @@
-"""Noticing that cases which used to help stopped helping: a Bernoulli CUSUM per case, and a test.
+"""Noticing that cases which used to help stopped helping: a Bernoulli CUSUM per case and per region, and a test.
 
 A tool or site changes, an answer goes stale, and a case that led to successes now leads to
 failures. `ChangeDetector.observe` takes each outcome of a step that showed some cases and adds
@@ -85,6 +85,50 @@ class Suspect:
     rewards: list[float] = field(default_factory=list)
 
 
+class RegionDetector:
+    """The same Bernoulli CUSUM over a region of tasks rather than a case: tasks near an anchor task.
+
+    Which cases an exploring policy shows changes from one episode to the next, so a case's own
+    sum restarts often and a region where most episodes now fail can go unnoticed. A region's
+    sum counts every outcome of the tasks within `locality` of its anchor (the first task seen
+    there: online leader clustering), against the region's own recent success rate.
+    """
+
+    def __init__(self, threshold: float, drop: float, locality: float):
+        self.detector = ChangeDetector(threshold, drop)
+        self.locality = locality
+        self.anchors: list[np.ndarray] = []
+        self.shown: list[int] = []
+        self.rewards: list[float] = []
+
+    def region(self, state: np.ndarray) -> int:
+        """The index of the region `state` falls in (a new one if none is near enough)."""
+        if self.anchors:
+            similarities = np.stack(self.anchors) @ state
+            best = int(np.argmax(similarities))
+            if similarities[best] >= self.locality:
+                return best
+        self.anchors.append(np.asarray(state, dtype=np.float32))
+        self.shown.append(0)
+        self.rewards.append(0.0)
+        return len(self.anchors) - 1
+
+    def observe(self, state: np.ndarray, reward: float) -> tuple[str, float]:
+        """Count one outcome in the region of `state`; returns the region's key and its sum."""
+        index = self.region(state)
+        key = f"region:{index}"
+        self.detector.observe([key], reward, {key: (self.shown[index], self.rewards[index])})
+        self.shown[index] += 1
+        self.rewards[index] += reward
+        return key, self.detector.sums.get(key, 0.0)
+
+    def reset(self, state: np.ndarray) -> None:
+        """Start the region of `state` afresh (after a change there was confirmed)."""
+        index = self.region(state)
+        self.detector.reset([f"region:{index}"])
+        self.shown[index], self.rewards[index] = 0, 0.0
+
+
 class ChangeMonitor:
     """A `ChangeDetector` whose lower `suspect_threshold` starts a test instead of a verdict.
 
@@ -100,6 +144,7 @@ class ChangeMonitor:
     def __init__(self, threshold: float, drop: float, suspect_threshold: float, test_episodes: int,
                  margin: float, locality: float):
         self.detector = ChangeDetector(threshold, drop)
+        self.regions = RegionDetector(threshold, drop, locality)
         self.suspect_threshold = suspect_threshold
         self.test_episodes = test_episodes
         self.margin = margin
@@ -126,14 +171,20 @@ class ChangeMonitor:
             self.suspects = [s for s in self.suspects if s is not suspect]
             # Beating a case that used to succeed 90 % by the margin is impossible; 90 % is enough.
             if np.mean(suspect.rewards) >= min(suspect.reference + self.margin, 0.9):
+                self.regions.reset(suspect.state)
                 return self._confirmed(suspect.case_ids)
             self.detector.reset(suspect.case_ids)
+            self.regions.reset(suspect.state)
             return None
         if self.detector.observe(case_ids, reward, stats):
             return self._confirmed(set(case_ids))
+        region, region_level = self.regions.observe(state, reward)
         level = max((self.detector.sums.get(c, 0.0) for c in case_ids), default=0.0)
-        if 0 < self.suspect_threshold < level and self._near(state) is None:
-            reference = float(np.mean([self.detector.recent.get(c, 0.5) for c in case_ids]))
+        if 0 < self.suspect_threshold < max(level, region_level) and self._near(state) is None:
+            references = [self.detector.recent.get(c, 0.5) for c in case_ids]
+            if region_level > level:
+                references = [self.regions.detector.recent.get(region, 0.5)]
+            reference = float(np.mean(references))
             self.suspects.append(Suspect(state=state, case_ids=set(case_ids), reference=reference))
         return None
 

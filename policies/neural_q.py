@@ -43,14 +43,16 @@ it follow a world that changes (a tool or site changes, an answer goes stale):
 - a per-case residual added to Q, one SGD step per recorded outcome (`residual_lr`), which
   follows outcomes at once and shrinks back as the network catches up;
 - recency-aware replay: half of each minibatch comes from the last `recent_window` steps;
-- change detection: a Bernoulli CUSUM per case of outcomes against the case's recent success
-  rate (`policies/change_detection.py`). Past `suspect_threshold` (a couple of unexpected
+- change detection: a Bernoulli CUSUM per case, and one per region of tasks, of outcomes
+  against their recent success rate (`policies/change_detection.py`). Past `suspect_threshold` (a couple of unexpected
   failures) a change is only suspected, and tested: the next `test_episodes` learning
   episodes on tasks like that one show similarity's picks instead. If they beat the suspected
   cases' recent rate by `test_margin`, or reach 90 %, the change is confirmed; past
   `change_threshold` it is confirmed outright. A confirmed change forgets the steps and
   statistics of every candidate of the task, which sends their scores back to the similarity
-  prior until fresh evidence comes in; a false alarm costs the test episodes and nothing else,
+  prior until fresh evidence comes in, and marks what the network says about them stale until
+  `recent_window` more steps have retrained it (until then a forgotten case's learned score is
+  the prior plus its residual, fitted to fresh outcomes only); a false alarm costs the test episodes and nothing else,
   which is what lets the suspicion level be low.
 
 How far this gets is measured by the flip variant of `python -m evals.policy_curve` (see the
@@ -207,6 +209,10 @@ class NeuralQPolicy(CaseSelectionPolicy):
         """case id -> fast per-case correction of Q in logits, fitted online to outcomes (saved in checkpoints, not in the bank)."""
         self.changes = 0
         """Changes detected since the policy was created."""
+        self.recorded = 0
+        """Steps recorded since the policy was created (in memory, like the change detector's sums)."""
+        self.stale_until: dict[str, int] = {}
+        """case id -> `recorded` count until which the network's score of a case forgotten after a change is not used."""
         super().__init__(bank, config, share=share)
         self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
                                      self.config.test_episodes, self.config.test_margin, self.config.evidence_similarity)
@@ -236,8 +242,6 @@ class NeuralQPolicy(CaseSelectionPolicy):
             return []
         features = self.features(candidates.cases, candidates.similarities)
         scores = self.score(state.embedding, candidates.vectors, features)
-        if self.residual:
-            scores = scores + np.array([self.residual.get(c.id, 0.0) for c in candidates.cases], dtype=np.float32)
         scores = self.backed_off(scores, candidates, state.embedding)
         if explore and self.monitor.testing(state.embedding, state.episode_id):
             # Test a suspected change: show what the similarity prior would, and compare.
@@ -267,8 +271,9 @@ class NeuralQPolicy(CaseSelectionPolicy):
         cases it forgot after a change), cannot push the policy below similarity; with evidence
         the learned score takes over.
         """
+        residuals = np.array([self.residual.get(c.id, 0.0) for c in candidates.cases], dtype=np.float32)
         if self.config.prior_shows == 0:
-            return scores
+            return scores + residuals
         shown = np.zeros(len(scores), dtype=np.float32)
         for i, case in enumerate(candidates.cases):
             where = self.replay.shown_where(case.id)
@@ -277,7 +282,12 @@ class NeuralQPolicy(CaseSelectionPolicy):
         weight = shown / (shown + self.config.prior_shows)
         # The baseline b(s) is the same for every candidate; the mean learned score stands in for it.
         prior = float(scores.mean()) + self.config.prior_scale * (candidates.similarities - candidates.similarities.mean())
-        return (weight * scores + (1 - weight) * prior).astype(np.float32)
+        learned = scores.copy()
+        stale = np.array([self.stale_until.get(c.id, -1) > self.recorded for c in candidates.cases])
+        # What the network learned about a case before a change is stale until fresh steps retrain it:
+        # until then the case's learned score is the prior plus its residual, fitted to fresh outcomes only.
+        learned[stale] = prior[stale]
+        return (weight * (learned + residuals) + (1 - weight) * prior).astype(np.float32)
 
     def features(self, cases: Sequence[Case], similarities: np.ndarray) -> np.ndarray:
         """The (len(cases), len(FEATURES)) feature rows, in the order of `FEATURES`."""
@@ -323,6 +333,7 @@ class NeuralQPolicy(CaseSelectionPolicy):
             if self.config.change_threshold > 0:
                 self._watch_for_change(state, transition, namespace)
         self.replay.add(transition)
+        self.recorded += 1
 
     def _follow_outcome(self, transition: Transition) -> None:
         """One SGD step of the per-case residuals on this outcome's cross-entropy.
@@ -336,6 +347,8 @@ class NeuralQPolicy(CaseSelectionPolicy):
             q = self.net(states, cases, features)[0].numpy().astype(np.float64)
             baseline = float(self.net.base(states)[0])
         residuals = np.array([self.residual.get(c, 0.0) for c in transition.case_ids])
+        # A stale case's network score is not what select uses (`backed_off`): count it as no effect.
+        q[[self.stale_until.get(c, -1) > self.recorded for c in transition.case_ids]] = 0.0
         if self.config.credit == "set":
             # The set model: one prediction for the shown set, its error shared by every shown case.
             predicted = np.full(len(q), _sigmoid(baseline + float((q + residuals).sum())))
@@ -361,6 +374,7 @@ class NeuralQPolicy(CaseSelectionPolicy):
         self.monitor.reset(forget)
         for case_id in forget:
             self.residual.pop(case_id, None)
+            self.stale_until[case_id] = self.recorded + self.config.recent_window
         self.changes += 1
 
     # -- learning ---------------------------------------------------------------------------------

@@ -44,3 +44,27 @@ def test_a_new_case_is_not_watched_until_it_has_been_shown_a_few_times():
     detector = default_detector()
     assert not any(detector.observe(["c"], 0.0, {"c": (i, 0.0)}) for i in range(5))
     assert detector.sums == {}
+
+
+def test_a_region_notices_a_drop_that_no_single_case_sees_long_enough():
+    """Each episode shows other cases, so every case's own sum restarts; the region's sum does not."""
+    from policies.change_detection import RegionDetector
+
+    config = NeuralQConfig()
+    regions = RegionDetector(config.change_threshold, config.change_drop, locality=0.5)
+    cases = ChangeDetector(config.change_threshold, config.change_drop)
+    here, elsewhere = np.eye(8, dtype=np.float32)[0], np.eye(8, dtype=np.float32)[1]
+    rng, stats = np.random.default_rng(0), {}
+    for i in range(60):  # 80 % successes, each episode showing two fresh cases
+        reward = float(rng.random() < 0.8)
+        regions.observe(here, reward)
+        regions.observe(elsewhere, reward)
+        cases.observe([f"c{i}", f"d{i}"], reward, stats)
+    levels = []
+    for i in range(60, 66):  # then six failures in a row here, still on fresh cases
+        _, level = regions.observe(here, 0.0)
+        levels.append(level)
+        assert not cases.observe([f"c{i}", f"d{i}"], 0.0, stats), "no case was shown often enough to be watched"
+    assert levels[-1] > config.change_threshold, levels
+    assert regions.detector.sums.get("region:1", 0.0) < config.suspect_threshold, "the other region saw no change"
+    assert len(regions.anchors) == 2

@@ -203,3 +203,30 @@ def test_after_a_flip_a_learned_policy_recovers_more_than_before_issue_12(tmp_pa
         results[name] = float(np.mean(scores))
     print(results)
     assert results["now"] >= results["before"] + 0.2
+
+
+def test_after_a_change_the_networks_old_view_of_a_forgotten_case_is_not_used(env):
+    """Until fresh steps retrain it, a forgotten case scores as the prior plus its residual, whatever the network says."""
+    import torch
+
+    policy = make_policy("neural", bank=env.bank, min_replay=1)
+    state = env.state(env.train_tasks[0])
+    shown = [s.case.id for s in policy.select(state, k=3)]
+    for _ in range(40):
+        policy.record(state, shown, 1.0)
+        policy.update()
+    while not policy.changes:
+        policy.record(state, shown, 0.0)
+    assert all(policy.stale_until[c] > policy.recorded for c in shown)
+    for _ in range(3):  # fresh evidence: the forgotten cases are shown again, so the learned score has weight
+        policy.record(TaskState(task=state.task, embedding=state.embedding), shown, 1.0)
+
+    def stale_gaps():
+        scores = {s.case.id: s.score for s in policy.select(state, k=policy.config.candidates)}
+        return np.array([scores[c] - scores[shown[0]] for c in shown[1:]])
+
+    before = stale_gaps()
+    with torch.no_grad():
+        for parameter in policy.net.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    np.testing.assert_allclose(stale_gaps(), before, atol=1e-4)
