@@ -13,6 +13,7 @@ BACKENDS: dict[str, str] = {
     "openai": "memento.llm.openai_backend:OpenAILLM",
     "vllm": "memento.llm.vllm_backend:VLLMLLM",
     "transformers": "memento.llm.transformers_backend:TransformersLLM",
+    "balanced": "memento.llm.balancer:BalancedLLM",
 }
 """Backend name -> 'module:class'."""
 
