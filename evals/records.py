@@ -10,6 +10,7 @@ run again).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -157,9 +158,14 @@ class EpisodeLog:
                 return False
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
+                # Worker processes of a distributed run append to the same file: one whole line each.
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    handle.write(line)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
             self._latest[record.key] = record
         return True
 

@@ -98,6 +98,11 @@ async def arun_eval(config: EvalConfig, *, progress: bool = True, episodes: Epis
         episodes.close()
         for arm in arms.values():
             arm.close()
+    return finish_run(config, run_dir, passes, log, started)
+
+
+def finish_run(config: EvalConfig, run_dir: Path, passes: list[Pass], log: EpisodeLog, started: float) -> EvalSummary:
+    """Summarise the episode log and write summary.json, report.md and the plots (one process or many)."""
     summary = summarize(
         log.records, run_dir=str(run_dir), protocol=config.protocol, arms=config.arms,
         iterations=config.iterations, attempts=config.attempts,
@@ -225,10 +230,12 @@ def build_tools(config: EvalConfig, corpus: Path | None, run_dir: Path) -> list[
     return tools
 
 
-def open_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Embedder | None = None) -> ArmMemory:
+def open_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Embedder | None = None, *,
+             share: bool = False) -> ArmMemory:
     """The arm's bank in its folder and its policy, reloaded from its checkpoint when resuming.
 
-    The no-memory arm has a bank too (the agent keeps its traces there) but a policy that selects nothing.
+    The no-memory arm has a bank too (the agent keeps its traces there) but a policy that selects
+    nothing. `share=True` is for the processes of a distributed run, which hold the same policy.
     """
     from memento import CaseBank
     from policies import POLICIES, load_policy, make_policy
@@ -241,12 +248,12 @@ def open_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Embedder | 
     if name == NO_MEMORY:
         policy = NoMemoryPolicy(bank)
     elif checkpoint.exists():
-        policy = load_policy(checkpoint, bank)
+        policy = load_policy(checkpoint, bank, share=share)
     else:
         settings = dict(config.policy_options.get(name, {}))  # k is the agent's (agent_config), not the policy's
         if "seed" in {f.name for f in fields(POLICIES[name][0].config_class)}:
             settings.setdefault("seed", config.seed)
-        policy = make_policy(name, bank, **settings)
+        policy = make_policy(name, bank, share=share, **settings)
     return ArmMemory(name, bank, GuardedPolicy(policy), checkpoint)
 
 

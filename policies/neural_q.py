@@ -335,6 +335,23 @@ class NeuralQPolicy(CaseSelectionPolicy):
         self.replay.add(transition)
         self.recorded += 1
 
+    def absorb(self, transitions: Sequence[Transition]) -> None:
+        """Follow steps another process recorded (already in the replay): residuals and change detection.
+
+        A distributed run's learner (`evals/distributed.py`) calls this for the steps its workers
+        wrote, so its checkpoint carries the fast per-case parts that `record` would have updated.
+        """
+        for transition in transitions:
+            if not (transition.done and transition.case_ids):
+                continue
+            if self.config.residual_lr > 0:
+                self._follow_outcome(transition)
+            if self.config.change_threshold > 0:
+                state = TaskState(task=f"episode {transition.episode_id}", embedding=transition.state,
+                                  episode_id=transition.episode_id)
+                self._watch_for_change(state, transition, None)
+            self.recorded += 1
+
     def _follow_outcome(self, transition: Transition) -> None:
         """One SGD step of the per-case residuals on this outcome's cross-entropy.
 

@@ -99,3 +99,8 @@ class FakeAgentEpisodes:
 
     def close(self) -> None:
         pass
+
+
+def distributed_episodes() -> FakeAgentEpisodes:
+    """The fake agent built in each worker process of a distributed run (`episodes_factory`)."""
+    return FakeAgentEpisodes(SlowScriptedLLM(gold_echo_handler, delay_s=0.05))
