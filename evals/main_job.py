@@ -7,6 +7,7 @@
     python -m evals.main_job --suite hotpotqa         # the same protocol on shared HotpotQA questions
     python -m evals.main_job --fallback plan --train-tasks 4 --test-tasks 4   # the LLM planner instead (slow)
     python -m evals.main_job --resume runs/main_job/fictional-20260101-120000   # finish a stopped run
+    python -m evals.main_job --workers 4 --llm-url http://127.0.0.1:8000/v1   # 4 worker processes, 1 learner, a server
 
 The agent runs on SmolLM2-135M through llama.cpp (embedded, CPU) with a BM25 search tool, in the
 split protocol: a training pass over train tasks with learning on (each episode becomes a case,
@@ -37,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 
 from envs.task import shared_data_dir
-from evals.config import ARMS, EvalConfig, TaskSpec
+from evals.config import ARMS, EvalConfig, LLMSpec, TaskSpec
 from evals.report import error_line, format_tables
 from evals.runner import resume_config, run_eval
 from memento.errors import MementoError
@@ -54,10 +55,16 @@ AGENT_OPTIONS = {"fallback": "explore"}
 
 def suite_config(suite: str, *, train_tasks: int, test_tasks: int, iterations: int, arms: list[str], out_dir: Path,
                  data_dir: Path | None = None, seed: int = 0, spec_seed: int | None = None,
-                 concurrency: int = 1, fallback: str = AGENT_OPTIONS["fallback"]) -> EvalConfig:
-    """The main job's EvalConfig for `suite` ('fictional' or 'hotpotqa'): a train pass, then a held-out test pass."""
+                 concurrency: int = 1, fallback: str = AGENT_OPTIONS["fallback"],
+                 llm_urls: list[str] | None = None) -> EvalConfig:
+    """The main job's EvalConfig for `suite` ('fictional' or 'hotpotqa'): a train pass, then a held-out test pass.
+
+    `llm_urls`: OpenAI-compatible servers to use instead of the embedded model (several are balanced).
+    """
     common = dict(out_dir=out_dir, arms=arms, iterations=iterations, seed=seed, concurrency=concurrency,
                   protocol="split", agent_options={**AGENT_OPTIONS, "fallback": fallback})
+    if llm_urls:
+        common["llm"] = server_llm(llm_urls)
     if suite == "fictional":
         world = {"world_seed": seed, "n_entities": WORLD_SIZE}
         if spec_seed is not None:
@@ -74,6 +81,13 @@ def suite_config(suite: str, *, train_tasks: int, test_tasks: int, iterations: i
         corpus=str(data_dir / "corpus" / "wiki_passages.jsonl.gz"),
         **common,
     )
+
+
+def server_llm(urls: list[str], **options) -> LLMSpec:
+    """The agent's LLM on OpenAI-compatible servers: one URL as it is, several balanced (least busy first)."""
+    if len(urls) == 1:
+        return LLMSpec(backend="openai", options={"base_url": urls[0], **options})
+    return LLMSpec(backend="balanced", options={"base_urls": urls, **options})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -94,6 +108,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="shared data folder (hotpotqa suite)")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/main_job/<suite>-<time>)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish the run in RUN_DIR with its own config")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run on this many worker processes and one learner (evals/distributed.py); 0 = this process")
+    parser.add_argument("--llm-url", help="comma-separated OpenAI-compatible server URLs (…/v1) instead of the embedded model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -110,10 +127,16 @@ def main(argv: list[str] | None = None) -> int:
             config = suite_config(args.suite, train_tasks=args.train_tasks or train, test_tasks=args.test_tasks or test,
                                   iterations=args.iterations, arms=args.arms.split(","), out_dir=out,
                                   data_dir=args.data_dir, seed=args.seed, spec_seed=args.spec_seed,
-                                  concurrency=args.concurrency, fallback=args.fallback)
+                                  concurrency=args.concurrency, fallback=args.fallback,
+                                  llm_urls=[u for u in (args.llm_url or "").split(",") if u.strip()])
         print(f"run folder: {config.out_dir}  (if stopped, finish it with: python -m evals.main_job "
               f"--resume {config.out_dir})", flush=True)
-        summary = run_eval(config, progress=not args.no_progress)
+        if args.workers:
+            from evals.distributed import run_distributed
+
+            summary = run_distributed(config, workers=args.workers, progress=not args.no_progress)
+        else:
+            summary = run_eval(config, progress=not args.no_progress)
     except (MementoError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

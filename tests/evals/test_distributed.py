@@ -72,3 +72,13 @@ def test_workers_must_be_a_positive_integer(tmp_path, workers):
     with pytest.raises(ValidationError, match="positive integer"):
         run_distributed(config(tmp_path / "run"), workers=workers, progress=False, **FACTORIES)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_main_job_takes_workers_and_server_urls(tmp_path):
+    from evals.main_job import parse_args, server_llm
+
+    args = parse_args(["--workers", "4", "--llm-url", "http://127.0.0.1:8000/v1,http://127.0.0.1:8001/v1"])
+    assert args.workers == 4
+    one, many = server_llm(["http://127.0.0.1:8000/v1"]), server_llm(args.llm_url.split(","))
+    assert (one.backend, one.options["base_url"]) == ("openai", "http://127.0.0.1:8000/v1")
+    assert (many.backend, len(many.options["base_urls"])) == ("balanced", 2)
