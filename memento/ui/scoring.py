@@ -55,7 +55,7 @@ class PolicyView:
     @property
     def label(self) -> str:
         """How the pages name the policy: its kind, and its checkpoint when there is one."""
-        return self.kind if self.path is None else f"{self.kind} ({self.path})"
+        return self.kind if self.path is None else f"{self.kind} ({self.path.name})"
 
     def select(self, text: str, *, k: int, namespace: tuple[str, ...] | None) -> list[Any]:
         """The policy's choice for the task `text` without exploring: the cases the agent would be shown."""
