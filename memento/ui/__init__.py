@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["UIConfig", "create_app", "describe", "serve"]
 
 
-def create_app(config: UIConfig, bank: "CaseBank") -> Any:
+def create_app(config: UIConfig, bank: CaseBank) -> Any:
     """The ASGI app over an open `bank` (the caller keeps it open while the app serves)."""
     return _app_module().create_app(config, bank)
 

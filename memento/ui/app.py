@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +155,24 @@ def serve(config: UIConfig) -> None:
     config.check()
     check_port_free(config)
     with open_bank(Path(config.bank), config.embedder) as bank:
+        print("memento ui: loading the embedding model", file=sys.stderr, flush=True)
+        bank.embed(["warm-up"])  # the first search would otherwise wait seconds for the model
         app = create_app(config, bank)
         address = config.url + (f"?token={config.token}" if config.token else "")
-        print(f"memento ui: bank {bank.path} at {address} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, host=config.host.strip("[]"), port=config.port,
+                                               log_level="warning", server_header=False))
+        # The address is printed once the socket listens, so whoever reads it can connect at once.
+        threading.Thread(target=announce, args=(server, f"memento ui: bank {bank.path} at {address} (Ctrl-C to stop)"),
+                         daemon=True).start()
         try:
-            uvicorn.run(app, host=config.host.strip("[]"), port=config.port, log_level="warning",
-                        server_header=False)
+            server.run()
         finally:
             app.state.context.inspector.close()
+
+
+def announce(server: uvicorn.Server, line: str) -> None:
+    """Print `line` on stderr when the server has started."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.started:
+        print(line, file=sys.stderr, flush=True)

@@ -35,7 +35,7 @@ class UIConfig:
     k: int = 4
     """How many cases the agent is shown (`memento ask -k`), for "what would the agent be shown"."""
 
-    def check(self) -> "UIConfig":
+    def check(self) -> UIConfig:
         """Raise a MementoError naming the setting and the fix when the server must not start."""
         if not is_loopback(self.host) and not self.token:
             raise ValidationError(

@@ -58,7 +58,7 @@ class CaseQuery:
     page: int = 1
 
     @classmethod
-    def from_params(cls, params: Any) -> "CaseQuery":
+    def from_params(cls, params: Any) -> CaseQuery:
         """The query in a request's query parameters (a Starlette QueryParams or a plain mapping)."""
         get_list = params.getlist if hasattr(params, "getlist") else (lambda key: [params[key]] if key in params else [])
         return cls(q=(params.get("q") or "").strip(), text=(params.get("text") or "").strip(),

@@ -129,7 +129,11 @@ class RunFolders:
 
 
 def read_episodes(path: Path) -> list[Episode]:
-    """The records of an episodes.jsonl; a last line cut off by a crash is left out, as the runner does."""
+    """Every record of an episodes.jsonl; a last line not yet (or never) finished is left out.
+
+    Not the runner's `EpisodeLog`: that one keeps only the latest record of each episode and cuts
+    an unfinished last line off the file, which must not happen to a run that is writing it now.
+    """
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         data = data[: data.rfind(b"\n") + 1]

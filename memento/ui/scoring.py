@@ -9,8 +9,9 @@ serialised: a learned policy is not safe to use from two threads at once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from memento.case import Case
 from memento.errors import PolicyError
@@ -68,8 +69,8 @@ class PolicyView:
     def usefulness(self, cases: Sequence[Case]) -> tuple[dict[str, float] | None, str | None]:
         """(the policy's usefulness by case id, None) or (None, why it has none) for a policy that learns nothing."""
         if self.path is None:
-            return None, f"no policy given: the agent is shown the most similar cases ({DEFAULT_POLICY}); " \
-                         f"start with --policy CHECKPOINT to see a learned policy's usefulness"
+            return None, (f"no policy given: the agent is shown the most similar cases ({DEFAULT_POLICY}); "
+                          f"start with --policy CHECKPOINT to see a learned policy's usefulness")
         if not cases:
             return {}, None
         with self._lock:

@@ -69,7 +69,7 @@ def no_script_ran(driver) -> None:
 
     assert driver.find_elements(By.TAG_NAME, "script") == [], "the page holds no script element"
     with pytest.raises(NoAlertPresentException):
-        driver.switch_to.alert.text
+        _ = driver.switch_to.alert.text
 
 
 def test_search_open_edit_delete_and_restore_a_case(browser, site):

@@ -31,7 +31,7 @@ def test_a_host_other_than_loopback_needs_a_long_token(small_bank):
 def memento(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", "from memento.cli import main; main()", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.slow
@@ -97,3 +97,37 @@ def test_case_text_is_escaped_and_no_page_may_run_a_script(start_server, small_b
         case_page = client.get("/cases/hostile-1").text
         assert "&lt;script&gt;alert(1)&lt;/script&gt; Who wrote &lt;b&gt;this&lt;/b&gt; &amp; why?" in case_page
         assert client.get("/api/cases/hostile-1").json()["task"] == HOSTILE_TASK
+
+
+@pytest.mark.slow
+def test_the_command_serves_a_bank_of_the_packaged_model_with_its_token(tmp_path, real_embedder):
+    import httpx
+
+    from memento.bank import CaseBank
+    from tests.ui.conftest import EXTRA_CASES, free_port
+
+    path = tmp_path / "real.db"
+    with CaseBank(path, real_embedder, create=True) as bank:
+        bank.add_many(EXTRA_CASES)
+        expected = [h.case.id for h in bank.search("who started the Vellmora shipping firm", k=3)]
+    port = str(free_port())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEMENTO_UI_TOKEN": TOKEN}
+    process = subprocess.Popen([sys.executable, "-c", "from memento.cli import main; main()", "ui", "--bank", str(path),
+                                "--port", port], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not any(" at http://" in line for line in lines):
+            line = process.stderr.readline()
+            assert line, f"the server stopped: {lines}"
+            lines.append(line)
+        assert lines[-1].strip() == f"memento ui: bank {path} at http://127.0.0.1:{port}/?token={TOKEN} (Ctrl-C to stop)"
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/api/cases").status_code == 401
+        found = httpx.get(f"{base}/api/cases", params={"q": "who started the Vellmora shipping firm"},
+                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60).json()
+        assert [c["id"] for c in found["cases"][:3]] == expected
+        taken = memento("ui", "--bank", str(path), "--port", port, cwd=tmp_path)
+        assert taken.returncode == 1 and f"cannot listen on 127.0.0.1 port {port}" in taken.stderr
+    finally:
+        process.terminate()
+        process.wait(30)
