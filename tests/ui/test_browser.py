@@ -58,6 +58,17 @@ def by_id(driver, name):
     return driver.find_element(By.ID, name)
 
 
+def follow(driver, element) -> None:
+    """Click a link or a submit button and wait until the browser has left the page (a click does not wait)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+
+
 def shot(driver, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(SCREENSHOTS / f"ui_{name}.png"))
@@ -77,20 +88,20 @@ def test_search_open_edit_delete_and_restore_a_case(browser, site):
 
     browser.get(site.url + "/cases")
     by_id(browser, "q").send_keys("Which river flows through Quarry Bay?")
-    by_id(browser, "search").click()
+    follow(browser, by_id(browser, "search"))
     rows = browser.find_elements(By.CSS_SELECTOR, "#cases tr td:first-child a")
     assert rows and rows[0].text == "acme-fail", "the most similar case comes first"
     shot(browser, "cases")
-    rows[0].click()
+    follow(browser, rows[0])
     assert by_id(browser, "case-id").text == "acme-fail" and by_id(browser, "answer").text == "Thames"
     assert [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#plan li")] == ["Look up Quarry Bay", "Find its river"]
     assert browser.find_elements(By.CSS_SELECTOR, "#shown tr.this"), "the case is among those the agent would be shown"
 
-    by_id(browser, "edit").click()
+    follow(browser, by_id(browser, "edit"))
     reward = by_id(browser, "field-reward")
     reward.clear()
     reward.send_keys("7")
-    by_id(browser, "save").click()
+    follow(browser, by_id(browser, "save"))
     assert "reward 7 is outside [0, 1]" in by_id(browser, "error").text
     shot(browser, "edit_error")
     browser.get(site.url + "/edit/acme-fail")
@@ -98,16 +109,16 @@ def test_search_open_edit_delete_and_restore_a_case(browser, site):
     answer = by_id(browser, "field-answer")
     answer.clear()
     answer.send_keys("Orlen")
-    by_id(browser, "save").click()
+    follow(browser, by_id(browser, "save"))
     assert "answer changed" in by_id(browser, "saved").text and by_id(browser, "answer").text == "Orlen"
 
-    by_id(browser, "delete").click()
+    follow(browser, by_id(browser, "delete"))
     assert browser.current_url.startswith(site.url + "/trash") and "ui.jsonl" in by_id(browser, "deleted").text
     browser.get(site.url + "/cases/acme-fail")
     assert "is not in bank" in by_id(browser, "error").text
     browser.get(site.url + "/trash")
     shot(browser, "trash")
-    browser.find_element(By.CSS_SELECTOR, "#trash button.restore").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#trash button.restore"))
     assert "Restored 1 case(s)" in by_id(browser, "restored").text and by_id(browser, "answer").text == "Orlen"
 
 
@@ -131,7 +142,7 @@ def test_a_run_its_plots_and_an_episodes_trace(browser, site, tiny_run):
     from selenium.webdriver.common.by import By
 
     browser.get(site.url + "/runs")
-    browser.find_element(By.LINK_TEXT, "tiny").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "tiny"))
     arms = [row.find_element(By.TAG_NAME, "td").text for row in browser.find_elements(By.CSS_SELECTOR, "#headline tr")[1:]]
     assert arms == ["none", "neural"]
     plots = browser.find_elements(By.CSS_SELECTOR, "img.plot")
@@ -140,15 +151,32 @@ def test_a_run_its_plots_and_an_episodes_trace(browser, site, tiny_run):
     shot(browser, "run")
 
     records = [json.loads(line) for line in (tiny_run / "episodes.jsonl").read_text().splitlines()]
-    number = next(i for i, r in enumerate(records, start=1) if r["shown"])
+    number = next(i for i, r in enumerate(records, start=1) if r["shown"] and r["trace"]["tool_calls"])
     browser.get(site.url + f"/runs/tiny/episodes/{number}")
     assert by_id(browser, "task").text == records[number - 1]["question"]
     shown = [row.find_elements(By.TAG_NAME, "td")[1].text for row in browser.find_elements(By.CSS_SELECTOR, "#shown tr")[1:]]
     assert shown == [s["id"] for s in records[number - 1]["shown"]]
     calls = browser.find_elements(By.CSS_SELECTOR, "#tool-calls tr")[1:]
-    assert len(calls) == len(records[number - 1]["trace"]["tool_calls"])
+    expected = records[number - 1]["trace"]["tool_calls"]
+    assert [(c.find_elements(By.TAG_NAME, "td")[2].text, c.find_elements(By.TAG_NAME, "td")[3].text) for c in calls] == [
+        (call["tool"], call["tool_input"]) for call in expected]
     shot(browser, "episode")
-    browser.find_element(By.CSS_SELECTOR, "#shown tr td a").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#shown tr td a"))
     assert by_id(browser, "case-id").text == shown[0], "a shown case opens in the bank"
     assert by_id(browser, "exposure").text.startswith(f"{sum(shown[0] in [s['id'] for s in r['shown']] for r in records if r['learned'])} time(s)")
     shot(browser, "case")
+
+
+def test_merge_near_duplicates(browser, site):
+    from selenium.webdriver.common.by import By
+
+    browser.get(site.url + "/duplicates?threshold=0.99&namespace=acme/support")
+    groups = browser.find_elements(By.CSS_SELECTOR, "table.group")
+    assert len(groups) == 1 and "dup-keep" in groups[0].text and "dup-copy" in groups[0].text
+    shot(browser, "duplicates")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "button.merge"))
+    assert "1 duplicate(s) moved to the trash" in by_id(browser, "merged").text
+    browser.get(site.url + "/cases/dup-copy")
+    assert "is not in bank" in by_id(browser, "error").text
+    browser.get(site.url + "/cases/dup-keep")
+    assert by_id(browser, "answer").text == "Ada Vell"
