@@ -111,10 +111,10 @@ def create_app(config: UIConfig, bank: CaseBank) -> FastAPI:
     app = FastAPI(title="memento inspector", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = context
 
-    def refuse(request: Request, refusal: Refusal) -> Response:
+    def refuse(request: Request, refusal: Refusal, title: str = "Refused") -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=SECURITY_HEADERS)
-        return context.page("error.html", refusal.status, message=refusal.message, title="Refused")
+        return context.page("error.html", refusal.status, message=refusal.message, title=title)
 
     def redirect(target: str, token: str | None) -> Response:
         response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
@@ -125,7 +125,8 @@ def create_app(config: UIConfig, bank: CaseBank) -> FastAPI:
 
     @app.exception_handler(MementoError)
     async def memento_error(request: Request, error: MementoError) -> Response:
-        return refuse(request, Refusal(error_status(error), " ".join(str(error).split())))
+        status = error_status(error)
+        return refuse(request, Refusal(status, " ".join(str(error).split())), "Not found" if status == 404 else "Error")
 
     @app.exception_handler(Refusal)
     async def refusal(request: Request, error: Refusal) -> Response:
