@@ -2,12 +2,13 @@
 
 The tests search, open a case, edit it (and fail an edit), delete and restore it, open a run and
 an episode's trace, and check that a hostile case text is shown as text; they save screenshots of
-the main pages to docs/images/ui_*.png (the README's pictures). Skipped, with the reason, where
+the main pages (to docs/images/ui_*.png, the README's pictures, with MEMENTO_SCREENSHOTS=docs/images). Skipped, with the reason, where
 chromium, chromedriver or selenium is missing (`make test` installs them as root with apt).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,7 +20,9 @@ from tests.ui.conftest import HOSTILE_TASK
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "images"
+# The README's pictures are refreshed on request (MEMENTO_SCREENSHOTS=docs/images); a plain run
+# writes them to a temporary folder, so `make test` leaves the work tree as it found it.
+SCREENSHOTS = Path(os.environ.get("MEMENTO_SCREENSHOTS") or tempfile.mkdtemp(prefix="memento-ui-shots-"))
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
