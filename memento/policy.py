@@ -448,7 +448,9 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Pat
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    # The writer's pid in the name tells a later reader whose temporary it is (see remove_stale_temporaries).
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
             torch.save(checkpoint, file)
@@ -461,11 +463,41 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Pat
     return path
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries of `path` left by writers that died mid-save (their pid is gone); returns them.
+
+    A save killed between its temporary file and the rename leaves `.<name>.<pid>.<random>.tmp`
+    beside the checkpoint; the checkpoint itself is intact (the old one, or none). A temporary of
+    a process that is still running is its save in progress, and is left alone.
+    """
+    path = Path(path)
+    removed = []
+    for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = temporary.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        temporary.unlink(missing_ok=True)
+        removed.append(temporary)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The dict a policy saved, or NotFoundError / PolicyError."""
     import torch
 
     path = Path(path)
+    if path.parent.is_dir():
+        remove_stale_temporaries(path)
     if not path.is_file():
         raise NotFoundError(f"policy checkpoint {str(path)!r} does not exist; save one with policy.save(path)")
     try:

@@ -106,3 +106,22 @@ def test_loading_into_a_reopened_bank_keeps_learning(tmp_path):
         assert loaded.step == policy.step + loaded.config.gradient_steps and np.isfinite(metrics["losses/q_loss"])
     finally:
         reopened.bank.close()
+
+
+def test_a_temporary_left_by_a_dead_writer_is_removed_and_a_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from memento.policy import read_checkpoint, remove_stale_temporaries, write_checkpoint
+
+    checkpoint = tmp_path / "policy.pt"
+    write_checkpoint(checkpoint, {"kind": "similarity", "version": 1, "step": 1})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".policy.pt.{dead.stdout.strip()}.abc123.tmp"
+    live = tmp_path / f".policy.pt.{os.getpid()}.def456.tmp"
+    stale.write_bytes(b"half a checkpoint"), live.write_bytes(b"a save in progress")
+    assert read_checkpoint(checkpoint)["step"] == 1
+    assert not stale.exists() and live.exists()
+    live.unlink()
+    assert remove_stale_temporaries(checkpoint) == []
