@@ -9,7 +9,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from memento.bank import CaseBank
+from memento.bank import Bank, CaseBank
 from memento.embedders import (DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, SentenceTransformerEmbedder,
                                default_embedder)
 from memento.errors import BankError, EmbedderMismatchError, ValidationError
@@ -66,11 +66,11 @@ def resolve_embedder(spec: str | None) -> Embedder:
 
 
 @contextmanager
-def open_bank(path: Path, embedder: str | None = None, *, create: bool = False,
-              index: str | None = None) -> Iterator[CaseBank]:
-    """Open an existing bank (or, for `init` only, create one) and close it afterwards."""
+def open_bank(path: str | Path, embedder: str | None = None, *, create: bool = False,
+              index: str | None = None) -> Iterator[Bank]:
+    """Open an existing bank, a file or a postgresql:// URL (or, for `init` only, create one); close it afterwards."""
     try:
-        bank = CaseBank(path, resolve_embedder(embedder), create=create, index=index)
+        bank = CaseBank.open(path if is_url(path) else Path(path), resolve_embedder(embedder), create=create, index=index)
     except EmbedderMismatchError as exc:
         raise EmbedderMismatchError(f"{exc} (on the command line: --embedder MODEL or MEMENTO_EMBEDDER)") from None
     except sqlite3.Error as exc:  # SQLite cannot open or create the file (a device, a read-only folder, a full disk)
@@ -83,12 +83,19 @@ def open_bank(path: Path, embedder: str | None = None, *, create: bool = False,
 # -- the trash ------------------------------------------------------------------------------------
 
 
-def trash_folder(bank: CaseBank) -> Path:
-    """Where removed cases go: `<bank>.trash/` beside the bank file."""
-    return bank.path.with_name(bank.path.name + ".trash")
+def is_url(location: str | Path) -> bool:
+    """True for a bank given as a URL (postgresql://...), False for a file path."""
+    return isinstance(location, str) and "://" in location
 
 
-def move_to_trash(bank: CaseBank, ids: Sequence[str], reason: str) -> dict:
+def trash_folder(bank: Bank) -> Path:
+    """Where removed cases go: `<bank>.trash/` beside a bank file; `./<schema>.trash/` for a server's bank."""
+    if isinstance(bank.path, Path):
+        return bank.path.with_name(bank.path.name + ".trash")
+    return Path.cwd() / f"{getattr(bank, 'schema', 'bank')}.trash"
+
+
+def move_to_trash(bank: Bank, ids: Sequence[str], reason: str) -> dict:
     """Export the cases (with their vectors) to a new trash file, then delete them.
 
     `memento cases import FILE` restores them exactly, without re-embedding. If the delete fails,
