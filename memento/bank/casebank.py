@@ -20,21 +20,20 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import sqlite_utils
 from filelock import FileLock
 
 from memento.bank.interface import Bank, SearchHit
-from memento.bank.jsonl import cases_to_import, export_cases
 from memento.bank.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from memento.bank.sqlite_cases import SQLiteCases
 from memento.bank.sqlite_index import ChangeLogIndex
 from memento.bank.sqlite_policy import SQLitePolicyTables
 from memento.bank.vector_index import IndexConfig
 from memento.case import utc_now
-from memento.embedders import DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, as_query_matrix, default_embedder
+from memento.embedders import DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, as_query_matrix
 from memento.errors import BankError, EmbedderMismatchError, NotFoundError, ValidationError
 
 __all__ = ["CaseBank", "SearchHit"]
@@ -170,20 +169,6 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
                 self._set_meta(index_kind=config.kind)
         return config
 
-    # ------------------------------------------------------------ properties
-
-    @property
-    def embedder(self) -> Embedder:
-        """The bank's embedder (the packaged default is loaded on first use)."""
-        if self._embedder is None:
-            self._embedder = default_embedder()
-        return self._embedder
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts with the bank's embedder: (n, dim) unit-length float32."""
-        vectors = self.embedder.embed(list(texts))
-        return as_query_matrix(vectors, self.dim, what="embedder output") if len(texts) else vectors
-
     # ------------------------------------------------------------- meta data
 
     def _meta(self) -> dict[str, str]:
@@ -237,25 +222,6 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
                       "index": self.index_path.stat().st_size if self.index_path.exists() else 0},
         }
 
-    # ---------------------------------------------------------- JSONL in/out
-
-    def export_jsonl(self, destination: str | Path | IO[str], *, with_vectors: bool = False, **filters: Any) -> int:
-        """Write matching cases as JSON lines (optionally with their embeddings). Returns the count."""
-        return export_cases(self, destination, with_vectors=with_vectors, **filters)
-
-    def import_jsonl(self, source: str | Path | IO[str], *, skip_bad_lines: bool = False,
-                     on_conflict: str = "error") -> int:
-        """Import cases from JSON lines, all in one transaction. Returns how many were added.
-
-        A malformed line fails the whole import (naming the line) unless `skip_bad_lines`.
-        `on_conflict` ('error' or 'skip') says what to do with an id the bank already has.
-        Lines with an "embedding" of this bank's dimension are not re-embedded.
-        """
-        cases, vectors = cases_to_import(self, source, skip_bad_lines=skip_bad_lines, on_conflict=on_conflict)
-        if cases:
-            self._insert(cases, vectors)
-        return len(cases)
-
     def reindex(self, embedder: Embedder | None = None, *, batch_size: int = 256, progress: bool = False) -> None:
         """Rebuild the index from stored embeddings, or re-embed every case with another `embedder`.
 
@@ -300,12 +266,6 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
         finally:
             self.db.conn.close()
             self._closed = True
-
-    def __enter__(self) -> "CaseBank":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"CaseBank('{self.path}', embedder={self.embedder_name!r}, index={self.index_config.kind!r})"
