@@ -16,8 +16,8 @@ import numpy as np
 from memento.bank.interface import SearchHit
 from memento.bank.jsonl import cases_to_import, export_cases
 from memento.case import Case, utc_now, validate_case
-from memento.embedders import Embedder, as_query_matrix, default_embedder
-from memento.errors import NotFoundError, ValidationError
+from memento.embedders import DEFAULT_MODEL_NAME, Embedder, as_query_matrix, default_embedder
+from memento.errors import EmbedderMismatchError, NotFoundError, ValidationError
 
 ORDER_BY = ("created_at", "updated_at", "reward", "id", "task")
 """Columns iter_cases may order by (never user text in SQL)."""
@@ -66,6 +66,23 @@ class BankBase:
         raise NotImplementedError
 
     # -- embedding -------------------------------------------------------------------------------
+
+    def _check_embedder(self, embedder: Embedder | None) -> Embedder | None:
+        """`embedder` if it is the bank's (None: the packaged default, loaded on first use), else EmbedderMismatchError."""
+        if embedder is None:
+            if self.embedder_name != DEFAULT_MODEL_NAME:
+                raise EmbedderMismatchError(
+                    f"bank '{self.path}' was created with embedder {self.embedder_name!r} (dim {self.dim}); "
+                    f"open it with that embedder: CaseBank.open(location, embedder=...)"
+                )
+            return None  # the default is loaded on first use: opening a bank should not cost a model load
+        if embedder.name != self.embedder_name or embedder.dim != self.dim:
+            raise EmbedderMismatchError(
+                f"embedder {embedder.name!r} (dim {embedder.dim}) does not match bank '{self.path}', created with "
+                f"{self.embedder_name!r} (dim {self.dim}); open it with the embedder it was built with, "
+                f"or re-embed with `memento cases reindex --re-embed`"
+            )
+        return embedder
 
     @property
     def embedder(self) -> Embedder:

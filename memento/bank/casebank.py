@@ -34,7 +34,7 @@ from memento.bank.sqlite_policy import SQLitePolicyTables
 from memento.bank.vector_index import IndexConfig
 from memento.case import utc_now
 from memento.embedders import DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, as_query_matrix
-from memento.errors import BankError, EmbedderMismatchError, NotFoundError, ValidationError
+from memento.errors import BankError, NotFoundError, ValidationError
 
 __all__ = ["CaseBank", "SearchHit"]
 
@@ -143,22 +143,6 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
                     raise
                 log.info("bank %s: schema migrated from version %d to %d", self.path, version, version + 1)
                 version += 1
-
-    def _check_embedder(self, embedder: Embedder | None) -> Embedder | None:
-        if embedder is None:
-            if self.embedder_name != DEFAULT_MODEL_NAME:
-                raise EmbedderMismatchError(
-                    f"bank '{self.path}' was created with embedder {self.embedder_name!r} (dim {self.dim}); "
-                    f"open it with that embedder: CaseBank(path, embedder=...)"
-                )
-            return None  # the default is loaded on first use: opening a bank should not cost a model load
-        if embedder.name != self.embedder_name or embedder.dim != self.dim:
-            raise EmbedderMismatchError(
-                f"embedder {embedder.name!r} (dim {embedder.dim}) does not match bank '{self.path}', created with "
-                f"{self.embedder_name!r} (dim {self.dim}); open it with the embedder it was built with, "
-                f"or re-embed with `memento cases reindex --re-embed`"
-            )
-        return embedder
 
     def _resolve_index_config(self, index: str | IndexConfig | None, stored_kind: str) -> IndexConfig:
         config = index if isinstance(index, IndexConfig) else IndexConfig(kind=index or stored_kind)

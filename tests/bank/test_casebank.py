@@ -1,4 +1,5 @@
-"""The bank's operations, on real SQLite files and real FAISS (a fake embedder where embeddings are beside the point)."""
+"""The bank's operations on every backend (a real SQLite file + FAISS, a real PostgreSQL + pgvector), and the
+SQLite backend's own file and index handling. A fake embedder where embeddings are beside the point."""
 
 import io
 import json
@@ -17,9 +18,9 @@ TASKS = ["Who founded the Acme company?", "In which city was Ada Vell born?", "W
 
 
 @pytest.fixture
-def bank(tmp_path, fake_embedder):
-    with CaseBank(tmp_path / "cases.db", embedder=fake_embedder) as bank:
-        yield bank
+def bank(make_bank):
+    """A fresh bank of each backend (the `backend` fixture parametrizes every test that uses it)."""
+    return make_bank()
 
 
 def make_cases(n=5, **extra):
@@ -95,11 +96,11 @@ def test_unknown_ids_are_typed_errors(bank):
         bank.vectors(["nope"])
 
 
-def test_export_import_round_trip(tmp_path, bank, fake_embedder):
+def test_export_import_round_trip(tmp_path, bank, make_bank):
     stored = bank.add_many(make_cases(6))
     path = tmp_path / "out.jsonl"
     assert bank.export_jsonl(path, with_vectors=True) == 6
-    with CaseBank(tmp_path / "copy.db", embedder=fake_embedder) as copy:
+    with make_bank("copy") as copy:
         assert copy.import_jsonl(path) == 6
         assert [c.model_dump() for c in copy.iter_cases()] == [c.model_dump() for c in bank.iter_cases()]
         assert np.allclose(copy.vectors([stored[0].id]), bank.vectors([stored[0].id]))
@@ -125,8 +126,8 @@ def test_reindex_rebuilds_and_reembeds(tmp_path, bank):
     assert bank.dim == 32 and bank.search(TASKS[1], k=1)[0].case.id == stored[1].id
     bank.close()
     with pytest.raises(EmbedderMismatchError, match="fake-hash-32"):
-        CaseBank(bank.path, embedder=FakeHashEmbedder())
-    with CaseBank(bank.path, embedder=other) as reopened:
+        CaseBank.open(str(bank.path), embedder=FakeHashEmbedder())
+    with CaseBank.open(str(bank.path), embedder=other) as reopened:
         assert reopened.count() == 5
 
 
