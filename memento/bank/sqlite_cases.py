@@ -100,15 +100,26 @@ class SQLiteCases(BankBase):
         with self._lock:
             self._sync()
             allowed = None
+            clause, params = filter_sql(**filters) if filters is not None else ("", [])
             if filters is not None:
-                clause, params = filter_sql(**filters)
                 allowed = np.array([r[0] for r in self.db.execute(f"SELECT vid FROM cases{clause}", params)], dtype=np.int64)
                 if not len(allowed):
                     return []
             if self._index.size == 0:
                 return []
             scores, vids = self._index.search(vector, k, allowed)
-            return self._hits(vids[0], scores[0], with_vectors)
+            hits = self._hits(vids[0], scores[0], with_vectors)
+            if len(hits) < min(k, self._index.size if allowed is None else len(allowed)):
+                # HNSW's graph walk can end before k of the allowed vectors (a narrow filter): score them exactly.
+                hits = self._exact_hits(vector[0], k, clause, params, with_vectors)
+            return hits
+
+    def _exact_hits(self, vector: np.ndarray, k: int, clause: str, params: list, with_vectors: bool) -> list[SearchHit]:
+        rows = self.db.execute(f"SELECT vid, embedding FROM cases{clause}", params).fetchall()
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
+        scores = matrix @ vector.astype(np.float32)
+        best = np.argsort(-scores, kind="stable")[:k]
+        return self._hits(np.array([rows[i][0] for i in best]), scores[best], with_vectors)
 
     def _hits(self, vids: np.ndarray, scores: np.ndarray, with_vectors: bool) -> list[SearchHit]:
         """Read the found cases back from SQLite in one query; ids deleted meanwhile drop out."""

@@ -212,3 +212,34 @@ def test_a_writer_behind_a_pruned_change_log_rebuilds_inside_its_write(tmp_path,
     assert behind.count() == 2 and behind.search(TASKS[1], k=1)[0].case.id == added.id
     assert behind.stats()["index"]["healthy"]
     behind.close()
+
+
+UNICODE = ["Ünïcödé façade — naïve café?", "日本語の質問はどこ？", "עברית \u202eRTL\u202c text", "emoji 🧠🔍 and\ttabs",
+           "combining e\u0301 vs \u00e9", "quotes ' \" ` and back\\slash"]
+
+
+def test_unicode_round_trips_and_filters_alike(bank):
+    stored = bank.add_many([Case(namespace=("équipe", f"ü{i % 2}"), task=t, answer=t[::-1], plan=[t],
+                                 metadata={"lang": t[:3], "n": i}) for i, t in enumerate(UNICODE)])
+    assert [bank.get(c.id) for c in stored] == stored
+    assert bank.list_namespaces() == [("équipe", "ü0"), ("équipe", "ü1")]
+    assert bank.count(namespace_prefix=("équipe",)) == 6 and bank.count(namespace=("équipe", "ü1")) == 3
+    assert [c.id for c in bank.iter_cases(where={"lang": "日本語"})] == [stored[1].id]
+    assert [c.id for c in bank.iter_cases(text="🧠")] == [stored[3].id]
+    assert [c.task for c in bank.iter_cases(order_by="task")] == sorted(UNICODE)  # code point order on both
+    for case in stored:
+        assert bank.search(case.task, k=1, namespace=case.namespace)[0].case.id == case.id
+
+
+def test_a_filtered_search_returns_k_whenever_k_match(make_bank):
+    """An approximate index must not come back short when a filter leaves few matches among many cases."""
+    bank = make_bank("filtered", index="hnsw")
+    rng = np.random.default_rng(0)
+    bank.add_many([Case(task=f"crowd {i}", metadata={"rare": i % 100 == 0}) for i in range(1500)],
+                  vectors=rng.normal(size=(1500, 64)))
+    query = rng.normal(size=64)
+    assert len(bank.search(query, k=10, where={"rare": True})) == 10
+    assert len(bank.search(query, k=20, where={"rare": True})) == 15
+    exact = bank.search(query, k=5, where={"rare": True})
+    scores = [h.score for h in exact]
+    assert scores == sorted(scores, reverse=True)
