@@ -4,7 +4,7 @@
 """
 
 from memento.bank.casebank import CaseBank
-from memento.bank.interface import Bank, EpisodicEntry, ReplayRow, SearchHit
+from memento.bank.interface import Bank, EpisodicEntry, PolicyState, ReplayRow, SearchHit
 from memento.bank.vector_index import IndexConfig
 
-__all__ = ["Bank", "CaseBank", "EpisodicEntry", "IndexConfig", "ReplayRow", "SearchHit"]
+__all__ = ["Bank", "CaseBank", "EpisodicEntry", "IndexConfig", "PolicyState", "ReplayRow", "SearchHit"]

@@ -70,6 +70,18 @@ class EpisodicEntry:
     """0: a new entry to insert; otherwise the stored entry whose q and visits to overwrite."""
 
 
+@dataclass
+class PolicyState:
+    """Everything one policy keeps in a bank: what `memento bank copy` moves between backends."""
+
+    policy: str
+    replay: list[ReplayRow] = field(default_factory=list)
+    stats: dict[str, tuple[int, float]] = field(default_factory=dict)
+    entries: list[EpisodicEntry] = field(default_factory=list)
+    checkpoints: list[tuple[int, bytes]] = field(default_factory=list)
+    """(version, bytes), oldest first."""
+
+
 @runtime_checkable
 class Bank(Protocol):
     """A case bank: cases with their embeddings, and what the policies and the agent keep beside them.
@@ -162,7 +174,8 @@ class Bank(Protocol):
         `drop_row_id` (the oldest, when the buffer is full), in one transaction. Returns the new row id."""
 
     def replay_rows(self, policy: str, *, limit: int, n_features: int) -> list[ReplayRow]:
-        """The newest `limit` steps of `policy`, oldest first."""
+        """The newest `limit` steps of `policy`, oldest first; features reshaped to `n_features` columns
+        (-1: as wide as they were stored)."""
 
     def case_stats(self, policy: str) -> dict[str, tuple[int, float]]:
         """case id -> (times shown, sum of the rewards it was shown with), for `policy`."""
@@ -183,8 +196,16 @@ class Bank(Protocol):
     def save_checkpoint(self, policy: str, data: bytes) -> int:
         """Store a new version of a policy's weights (bytes the policy wrote); returns its version."""
 
-    def load_checkpoint(self, policy: str, *, newer_than: int = 0) -> tuple[int, bytes] | None:
-        """(version, bytes) of the newest checkpoint of `policy`, or None if none is newer than `newer_than`."""
+    def load_checkpoint(self, policy: str, *, newer_than: int = 0, version: int | None = None) -> tuple[int, bytes] | None:
+        """(version, bytes) of the newest checkpoint of `policy` (or of `version`), or None if there is none
+        newer than `newer_than`."""
+
+    def checkpoint_versions(self, policy: str) -> list[int]:
+        """The stored checkpoint versions of `policy`, oldest first."""
+
+    def restore_policy(self, state: PolicyState) -> None:
+        """Write a policy's records as they are (copying a bank): rows in order, stats and checkpoint versions
+        as given, in one transaction. The policy must keep nothing in this bank yet."""
 
     def policy_names(self) -> list[str]:
         """Names of the policies that keep anything in this bank."""

@@ -15,8 +15,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from memento.bank.interface import TRACE_FIELDS, EpisodicEntry, ReplayRow
-from memento.errors import NotFoundError
+from memento.bank.interface import TRACE_FIELDS, EpisodicEntry, PolicyState, ReplayRow
+from memento.errors import NotFoundError, ValidationError
 
 REPLAY_TABLE = "policy_replay"
 STATS_TABLE = "policy_case_stats"
@@ -91,7 +91,9 @@ def unblob(data: bytes) -> np.ndarray:
 
 
 def features(array: np.ndarray | None, rows: int, n_features: int) -> np.ndarray:
-    """A stored feature matrix with `rows` rows (an empty one for None)."""
+    """A stored feature matrix with `rows` rows (an empty one for None); n_features -1: as wide as stored."""
+    if n_features < 0:
+        n_features = array.size // rows if array is not None and rows else 0
     if array is None:
         return np.zeros((0, n_features), dtype=np.float32)
     return np.asarray(array, dtype=np.float32).reshape(rows, n_features)
@@ -122,11 +124,7 @@ class SQLitePolicyTables:
             cursor = conn.execute(
                 f"INSERT INTO {REPLAY_TABLE} (policy, episode_id, state, case_ids, case_features, reward, done, "
                 f"next_state, next_ids, next_features, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (row.policy, row.episode_id, blob(row.state), json.dumps(list(row.case_ids)),
-                 blob(row.case_features), float(row.reward), int(row.done),
-                 None if row.next_state is None else blob(row.next_state), json.dumps(list(row.next_ids)),
-                 b"" if row.next_features is None else blob(row.next_features),
-                 row.created_at or now_iso()))
+                (row.policy, *_replay_values(row)))
             conn.executemany(
                 f"INSERT INTO {STATS_TABLE} (policy, case_id, shown, reward_sum) VALUES (?, ?, 1, ?) "
                 f"ON CONFLICT (policy, case_id) DO UPDATE SET shown = shown + 1, reward_sum = reward_sum + excluded.reward_sum",
@@ -200,13 +198,40 @@ class SQLitePolicyTables:
                          (policy, version, now_iso(), bytes(data)))
         return int(version)
 
-    def load_checkpoint(self, policy: str, *, newer_than: int = 0) -> tuple[int, bytes] | None:
-        """(version, bytes) of the newest checkpoint of `policy` if it is newer than `newer_than`, else None."""
+    def load_checkpoint(self, policy: str, *, newer_than: int = 0, version: int | None = None) -> tuple[int, bytes] | None:
+        """(version, bytes) of the newest checkpoint of `policy` (or of `version`) newer than `newer_than`, else None."""
+        conn = self._policy_tables()
+        exact = "" if version is None else " AND version = ?"
+        with self._lock:
+            row = conn.execute(f"SELECT version, data FROM {CHECKPOINTS_TABLE} WHERE policy = ? AND version > ?{exact} "
+                               f"ORDER BY version DESC LIMIT 1",
+                               (policy, int(newer_than), *(() if version is None else (int(version),)))).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def checkpoint_versions(self, policy: str) -> list[int]:
+        """The stored checkpoint versions of `policy`, oldest first."""
         conn = self._policy_tables()
         with self._lock:
-            row = conn.execute(f"SELECT version, data FROM {CHECKPOINTS_TABLE} WHERE policy = ? AND version > ? "
-                               f"ORDER BY version DESC LIMIT 1", (policy, int(newer_than))).fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]))
+            rows = conn.execute(f"SELECT version FROM {CHECKPOINTS_TABLE} WHERE policy = ? ORDER BY version",
+                                (policy,)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def restore_policy(self, state: PolicyState) -> None:
+        """Write a policy's records as they are, in one transaction (see `Bank.restore_policy`)."""
+        if state.policy in self.policy_names():
+            raise ValidationError(f"policy {state.policy!r} already keeps records in bank '{self.path}'; "
+                                  f"restore into a bank without them")
+        with self._policy_write() as conn:
+            conn.executemany(
+                f"INSERT INTO {REPLAY_TABLE} (policy, episode_id, state, case_ids, case_features, reward, done, "
+                f"next_state, next_ids, next_features, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(state.policy, *_replay_values(row)) for row in state.replay])
+            conn.executemany(f"INSERT INTO {STATS_TABLE} (policy, case_id, shown, reward_sum) VALUES (?, ?, ?, ?)",
+                             [(state.policy, c, int(n), float(total)) for c, (n, total) in state.stats.items()])
+            conn.executemany(f"INSERT INTO {ENTRIES_TABLE} (policy, case_id, state, q, visits) VALUES (?, ?, ?, ?, ?)",
+                             [(state.policy, e.case_id, blob(e.state), float(e.q), int(e.visits)) for e in state.entries])
+            conn.executemany(f"INSERT INTO {CHECKPOINTS_TABLE} (policy, version, created_at, data) VALUES (?, ?, ?, ?)",
+                             [(state.policy, int(v), now_iso(), bytes(data)) for v, data in state.checkpoints])
 
     def policy_names(self) -> list[str]:
         """Names of the policies that keep anything in this bank."""
@@ -254,3 +279,11 @@ def _replay_row(row: Sequence[Any], n_features: int) -> ReplayRow:
         done=bool(done), next_state=None if next_state is None else unblob(next_state), next_ids=next_ids,
         next_features=features(unblob(next_features), len(next_ids), n_features), created_at=created_at,
         row_id=int(row_id))
+
+
+def _replay_values(row: ReplayRow) -> tuple:
+    """A replay row's stored values after its policy, in REPLAY_COLUMNS order."""
+    return (row.episode_id, blob(row.state), json.dumps(list(row.case_ids)), blob(row.case_features),
+            float(row.reward), int(row.done), None if row.next_state is None else blob(row.next_state),
+            json.dumps(list(row.next_ids)), b"" if row.next_features is None else blob(row.next_features),
+            row.created_at or now_iso())

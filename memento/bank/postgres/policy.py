@@ -12,12 +12,23 @@ import json
 from typing import Any, Iterable, Sequence
 
 
-from memento.bank.interface import TRACE_FIELDS, EpisodicEntry, ReplayRow
+from memento.bank.interface import TRACE_FIELDS, EpisodicEntry, PolicyState, ReplayRow
 from memento.bank.sqlite_policy import blob, features, now_iso, unblob
-from memento.errors import NotFoundError
+from memento.errors import NotFoundError, ValidationError
 
 REPLAY_COLUMNS = ("id, policy, episode_id, state, case_ids, case_features, reward, done, next_state, next_ids, "
                   "next_features, created_at")
+
+
+INSERT_REPLAY = ("INSERT INTO policy_replay (policy, episode_id, state, case_ids, case_features, reward, done, "
+                 "next_state, next_ids, next_features, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+
+
+def _replay_values(row: ReplayRow) -> tuple:
+    return (row.policy, row.episode_id, blob(row.state), list(row.case_ids), blob(row.case_features),
+            float(row.reward), bool(row.done), None if row.next_state is None else blob(row.next_state),
+            list(row.next_ids), b"" if row.next_features is None else blob(row.next_features),
+            row.created_at or now_iso())
 
 
 class PostgresPolicyTables:
@@ -26,14 +37,7 @@ class PostgresPolicyTables:
     def append_replay(self, row: ReplayRow, *, drop_row_id: int | None = None) -> int:
         """Store a step, count its cases as shown, and drop `drop_row_id`, in one transaction; returns the row id."""
         with self._transaction() as conn:
-            row_id = conn.execute(
-                "INSERT INTO policy_replay (policy, episode_id, state, case_ids, case_features, reward, done, "
-                "next_state, next_ids, next_features, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "RETURNING id",
-                (row.policy, row.episode_id, blob(row.state), list(row.case_ids), blob(row.case_features),
-                 float(row.reward), bool(row.done), None if row.next_state is None else blob(row.next_state),
-                 list(row.next_ids), b"" if row.next_features is None else blob(row.next_features),
-                 row.created_at or now_iso())).fetchone()[0]
+            row_id = conn.execute(INSERT_REPLAY + " RETURNING id", _replay_values(row)).fetchone()[0]
             conn.cursor().executemany(
                 "INSERT INTO policy_case_stats (policy, case_id, shown, reward_sum) VALUES (%s, %s, 1, %s) "
                 "ON CONFLICT (policy, case_id) DO UPDATE SET shown = policy_case_stats.shown + 1, "
@@ -111,12 +115,35 @@ class PostgresPolicyTables:
                          (policy, version, now_iso(), bytes(data)))
         return int(version)
 
-    def load_checkpoint(self, policy: str, *, newer_than: int = 0) -> tuple[int, bytes] | None:
-        """(version, bytes) of the newest checkpoint of `policy` if it is newer than `newer_than`, else None."""
+    def load_checkpoint(self, policy: str, *, newer_than: int = 0, version: int | None = None) -> tuple[int, bytes] | None:
+        """(version, bytes) of the newest checkpoint of `policy` (or of `version`) newer than `newer_than`, else None."""
         with self._transaction() as conn:
             row = conn.execute("SELECT version, data FROM policy_checkpoints WHERE policy = %s AND version > %s "
-                               "ORDER BY version DESC LIMIT 1", (policy, int(newer_than))).fetchone()
+                               "AND (%s::bigint IS NULL OR version = %s::bigint) ORDER BY version DESC LIMIT 1",
+                               (policy, int(newer_than), version, version)).fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def checkpoint_versions(self, policy: str) -> list[int]:
+        """The stored checkpoint versions of `policy`, oldest first."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT version FROM policy_checkpoints WHERE policy = %s ORDER BY version",
+                                (policy,)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def restore_policy(self, state: PolicyState) -> None:
+        """Write a policy's records as they are, in one transaction (see `Bank.restore_policy`)."""
+        if state.policy in self.policy_names():
+            raise ValidationError(f"policy {state.policy!r} already keeps records in bank '{self.path}'; "
+                                  f"restore into a bank without them")
+        with self._transaction() as conn:
+            cursor = conn.cursor()
+            cursor.executemany(INSERT_REPLAY, [_replay_values(row) for row in state.replay])
+            cursor.executemany("INSERT INTO policy_case_stats (policy, case_id, shown, reward_sum) VALUES (%s, %s, %s, %s)",
+                               [(state.policy, c, int(n), float(total)) for c, (n, total) in state.stats.items()])
+            cursor.executemany("INSERT INTO policy_ec_entries (policy, case_id, state, q, visits) VALUES (%s, %s, %s, %s, %s)",
+                               [(state.policy, e.case_id, blob(e.state), float(e.q), int(e.visits)) for e in state.entries])
+            cursor.executemany("INSERT INTO policy_checkpoints (policy, version, created_at, data) VALUES (%s, %s, %s, %s)",
+                               [(state.policy, int(v), now_iso(), bytes(data)) for v, data in state.checkpoints])
 
     def policy_names(self) -> list[str]:
         """Names of the policies that keep anything in this bank."""
