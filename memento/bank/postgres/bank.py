@@ -104,10 +104,15 @@ class PostgresBank(PostgresPolicyTables, BankBase):
             raise self._connect_error(exc) from None
 
     def _configure(self, conn) -> None:
-        """Run on every new pooled connection: vectors as numpy arrays, UTC times, this bank's schema first."""
+        """Run on every new pooled connection: vectors as numpy arrays, UTC times, this bank's schema first,
+        and the index's search settings (iterative scans, so filtered searches keep going until k match)."""
         self._register_vector(conn)
         conn.execute("SET TIME ZONE 'UTC'")
         conn.execute(f'SET search_path = "{self.schema}", public')  # schema validated by PostgresConfig
+        conn.execute("SELECT set_config('hnsw.ef_search', %s, false), set_config('hnsw.iterative_scan', "
+                     "'relaxed_order', false), set_config('hnsw.max_scan_tuples', %s, false), "
+                     "set_config('ivfflat.probes', %s, false), set_config('ivfflat.iterative_scan', 'relaxed_order', false)",
+                     [str(self.config.ef_search), str(self.config.max_scan_tuples), str(self.config.probes)])
         conn.commit()
 
     @contextmanager
@@ -233,11 +238,12 @@ class PostgresBank(PostgresPolicyTables, BankBase):
         clause, params = filter_sql(**filters) if filters else ("", [])
         query = np.asarray(vector[0], dtype=np.float32)
         # <#> is the negative inner product: ascending distance is descending cosine on unit vectors.
-        sql = (f"SELECT {COLUMNS}, embedding <#> %s AS distance, seq FROM cases{clause} "
+        sql = (f"SELECT {COLUMNS if with_vectors else CASE_FIELDS}, embedding <#> %s AS distance, seq FROM cases{clause} "
                f"ORDER BY embedding <#> %s LIMIT %s")
         arguments = [query, *params, query, k]
         with self._transaction() as conn:
-            self._tune_scan(conn, k)
+            if k > self.config.ef_search:  # the beam must hold k; the session setting holds the usual k
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(k)])
             rows = conn.execute(sql, arguments).fetchall()
             if len(rows) < k and conn.execute(f"SELECT count(*) FROM cases{clause}", params).fetchone()[0] > len(rows):
                 # The index scan stopped before k matches (a narrow filter): search the matching rows exactly.
@@ -245,18 +251,8 @@ class PostgresBank(PostgresPolicyTables, BankBase):
                 conn.execute("SET LOCAL enable_bitmapscan = off")
                 rows = conn.execute(sql, arguments).fetchall()
         rows.sort(key=lambda row: (row[-2], row[-1]))  # relaxed-order scans may return hits slightly out of order
-        return [SearchHit(row_to_case(row[:11]), -float(row[-2]),
-                          _array(row[11]) if with_vectors else None) for row in rows]
-
-    def _tune_scan(self, conn, k: int) -> None:
-        """Index settings for this transaction: a beam of at least k, and iterative scans for filters."""
-        if self.config.index == "hnsw":
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', "
-                         "'relaxed_order', true), set_config('hnsw.max_scan_tuples', %s, true)",
-                         [str(max(self.config.ef_search, k)), str(self.config.max_scan_tuples)])
-        elif self.config.index == "ivfflat":
-            conn.execute("SELECT set_config('ivfflat.probes', %s, true), set_config('ivfflat.iterative_scan', "
-                         "'relaxed_order', true)", [str(self.config.probes)])
+        return [SearchHit(row_to_case(row[:11]), -float(row[-2]), _array(row[11]) if with_vectors else None)
+                for row in rows]
 
     def _select(self, filters: dict[str, Any], order_by: str, descending: bool, limit: int | None,
                 offset: int) -> list[Case]:
