@@ -91,3 +91,12 @@ def test_processes_creating_one_new_bank_at_once_create_it_once(url):
     assert all(p.wait(timeout=120) == 0 for p in openers), [p.stderr.read() for p in openers]
     with CaseBank.open(url, FakeHashEmbedder()) as bank:
         assert bank.count() == 4
+
+
+def test_a_nul_character_is_a_validation_error_and_stores_nothing(url):
+    with CaseBank.open(url, FakeHashEmbedder()) as bank:
+        with pytest.raises(ValidationError, match="NUL"):
+            bank.add_many([Case(task="fine"), Case(task="bad \x00 task")])
+        with pytest.raises(ValidationError, match="NUL"):
+            bank.count(where={"k": "a\x00b"})
+        assert bank.count() == 0

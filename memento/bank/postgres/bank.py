@@ -36,7 +36,7 @@ from memento.errors import BankError, MissingExtraError, NotFoundError, Validati
 log = logging.getLogger("memento.bank")
 
 COLUMNS = CASE_FIELDS + ", embedding"
-INSERT = f"INSERT INTO cases ({COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"
+COPY_TYPES = ["text"] * 6 + ["float8", "timestamptz", "timestamptz", "text", "text", "vector"]
 EXTENSION_LOCK = 7_245_019  # advisory lock key: one process at a time creates the vector extension
 
 
@@ -187,10 +187,14 @@ class PostgresBank(PostgresPolicyTables, BankBase):
         return row[0] if row else None
 
     def _insert(self, cases: list[Case], vectors: np.ndarray) -> None:
-        rows = [(*case_fields(c), np.asarray(v, dtype=np.float32)) for c, v in zip(cases, vectors)]
+        rows = [(*values[:7], c.created_at, c.updated_at, *values[9:], np.asarray(v, dtype=np.float32))
+                for c, v in zip(cases, vectors) for values in [case_fields(c)]]
         try:
-            with self._transaction() as conn:
-                conn.cursor().executemany(INSERT, rows)
+            with self._transaction() as conn, conn.cursor().copy(f"COPY cases ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                # Binary COPY: one stream a batch, and vectors as float32 bytes (their text form costs more than the write)
+                copy.set_types(COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
         except self._psycopg.errors.UniqueViolation as exc:
             raise ValidationError(f"a case id in this batch is already in the bank ({str(exc).strip()}); "
                                   f"use update() to change it") from None
