@@ -243,3 +243,18 @@ def test_a_filtered_search_returns_k_whenever_k_match(make_bank):
     exact = bank.search(query, k=5, where={"rare": True})
     scores = [h.score for h in exact]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_every_backend_implements_the_whole_interface(bank):
+    from memento.bank import Bank
+
+    assert isinstance(bank, Bank)
+    members = [name for name in vars(Bank) if not name.startswith("_") and callable(getattr(Bank, name))]
+    assert len(members) > 30 and all(callable(getattr(bank, name)) for name in members)
+
+
+def test_reembedding_an_empty_bank(bank):
+    bank.reindex(FakeHashEmbedder(dim=32, name="fake-hash-32"))
+    assert bank.dim == 32 and bank.count() == 0
+    bank.add(Case(task=TASKS[0]))
+    assert bank.search(TASKS[0], k=1)[0].case.task == TASKS[0]

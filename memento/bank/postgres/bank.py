@@ -310,7 +310,8 @@ class PostgresBank(PostgresPolicyTables, BankBase):
                 self._build_vector_index(conn, self.config.index)
             return
         with self._transaction() as conn:
-            ids, tasks = zip(*conn.execute("SELECT id, task FROM cases ORDER BY seq").fetchall()) or ((), ())
+            rows = conn.execute("SELECT id, task FROM cases ORDER BY seq").fetchall()
+        ids, tasks = [r[0] for r in rows], [r[1] for r in rows]
         chunks = range(0, len(tasks), batch_size)
         if progress:
             from tqdm import tqdm
