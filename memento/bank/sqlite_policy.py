@@ -140,7 +140,7 @@ class SQLitePolicyTables:
             rows = conn.execute(f"SELECT {REPLAY_COLUMNS} FROM {REPLAY_TABLE} WHERE policy = ? ORDER BY id DESC LIMIT ?",
                                 (policy, int(limit))).fetchall()
         rows.reverse()
-        return [_replay_row(r, n_features) for r in rows]
+        return [replay_row(r, n_features) for r in rows]
 
     def case_stats(self, policy: str) -> dict[str, tuple[int, float]]:
         """case id -> (times shown, sum of the rewards it was shown with)."""
@@ -164,7 +164,7 @@ class SQLitePolicyTables:
         with self._lock:
             rows = conn.execute(f"SELECT id, case_id, state, q, visits FROM {ENTRIES_TABLE} WHERE policy = ? ORDER BY id",
                                 (policy,)).fetchall()
-        return [EpisodicEntry(case_id=c, state=unblob(s), q=float(q), visits=int(v), row_id=int(i)) for i, c, s, q, v in rows]
+        return [episodic_entry(r) for r in rows]
 
     def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry]) -> list[int]:
         """Insert new entries (row_id 0), overwrite q and visits of stored ones; returns their row ids."""
@@ -269,16 +269,23 @@ class SQLitePolicyTables:
         return [dict(zip(TRACE_FIELDS, row)) for row in rows]
 
 
-def _replay_row(row: Sequence[Any], n_features: int) -> ReplayRow:
+def replay_row(row: Sequence[Any], n_features: int, ids=lambda stored: tuple(json.loads(stored))) -> ReplayRow:
+    """A ReplayRow from a row selected as REPLAY_COLUMNS; `ids` decodes a stored id list (JSON text here)."""
     (row_id, policy, episode_id, state, case_ids, case_features, reward, done, next_state, next_ids,
      next_features, created_at) = row
-    case_ids, next_ids = tuple(json.loads(case_ids)), tuple(json.loads(next_ids))
+    case_ids, next_ids = ids(case_ids), ids(next_ids)
     return ReplayRow(
         policy=policy, episode_id=episode_id, state=unblob(state), case_ids=case_ids,
         case_features=features(unblob(case_features), len(case_ids), n_features), reward=float(reward),
         done=bool(done), next_state=None if next_state is None else unblob(next_state), next_ids=next_ids,
         next_features=features(unblob(next_features), len(next_ids), n_features), created_at=created_at,
         row_id=int(row_id))
+
+
+def episodic_entry(row: Sequence[Any]) -> EpisodicEntry:
+    """An EpisodicEntry from a row (id, case_id, state, q, visits)."""
+    row_id, case_id, state, q, visits = row
+    return EpisodicEntry(case_id=case_id, state=unblob(state), q=float(q), visits=int(visits), row_id=int(row_id))
 
 
 def _replay_values(row: ReplayRow) -> tuple:

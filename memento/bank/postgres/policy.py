@@ -13,12 +13,8 @@ from typing import Any, Iterable, Sequence
 
 
 from memento.bank.interface import TRACE_FIELDS, EpisodicEntry, PolicyState, ReplayRow
-from memento.bank.sqlite_policy import blob, features, now_iso, unblob
+from memento.bank.sqlite_policy import REPLAY_COLUMNS, blob, episodic_entry, now_iso, replay_row
 from memento.errors import NotFoundError, ValidationError
-
-REPLAY_COLUMNS = ("id, policy, episode_id, state, case_ids, case_features, reward, done, next_state, next_ids, "
-                  "next_features, created_at")
-
 
 INSERT_REPLAY = ("INSERT INTO policy_replay (policy, episode_id, state, case_ids, case_features, reward, done, "
                  "next_state, next_ids, next_features, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
@@ -53,14 +49,7 @@ class PostgresPolicyTables:
             rows = conn.execute(f"SELECT {REPLAY_COLUMNS} FROM policy_replay WHERE policy = %s ORDER BY id DESC LIMIT %s",
                                 (policy, int(limit))).fetchall()
         rows.reverse()
-        return [ReplayRow(
-            policy=p, episode_id=episode_id, state=unblob(state), case_ids=tuple(case_ids),
-            case_features=features(unblob(case_features), len(case_ids), n_features), reward=float(reward),
-            done=bool(done), next_state=None if next_state is None else unblob(next_state), next_ids=tuple(next_ids),
-            next_features=features(unblob(next_features), len(next_ids), n_features), created_at=created_at,
-            row_id=int(row_id))
-            for (row_id, p, episode_id, state, case_ids, case_features, reward, done, next_state, next_ids,
-                 next_features, created_at) in rows]
+        return [replay_row(r, n_features, ids=tuple) for r in rows]  # text[] arrives as a list
 
     def case_stats(self, policy: str) -> dict[str, tuple[int, float]]:
         """case id -> (times shown, sum of the rewards it was shown with)."""
@@ -81,7 +70,7 @@ class PostgresPolicyTables:
         with self._transaction() as conn:
             rows = conn.execute("SELECT id, case_id, state, q, visits FROM policy_ec_entries WHERE policy = %s ORDER BY id",
                                 (policy,)).fetchall()
-        return [EpisodicEntry(case_id=c, state=unblob(s), q=float(q), visits=int(v), row_id=int(i)) for i, c, s, q, v in rows]
+        return [episodic_entry(r) for r in rows]
 
     def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry]) -> list[int]:
         """Insert new entries (row_id 0), overwrite q and visits of stored ones; returns their row ids."""
