@@ -9,7 +9,7 @@ underscored primitives below (and the rest of `memento.bank.interface.Bank`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -47,8 +47,9 @@ class BankBase:
         """Store validated new cases with their vectors, in one transaction."""
         raise NotImplementedError
 
-    def _replace(self, case_id: str, new: Case, new_vector: np.ndarray | None) -> None:
-        """Store `new` in place of case `case_id` (keeping its vector when `new_vector` is None), in one transaction."""
+    def _replace(self, case_id: str, merge: Callable[[Case], Case], new_vector: np.ndarray | None) -> Case:
+        """In one transaction: lock case `case_id`, store `merge(stored case)` in its place (keeping its vector
+        when `new_vector` is None) and return it; NotFoundError if the case is gone."""
         raise NotImplementedError
 
     def _cases_by_id(self, ids: list[str]) -> dict[str, Case]:
@@ -140,16 +141,20 @@ class BankBase:
         unknown = set(fields) - set(Case.model_fields)
         if unknown:
             raise ValidationError(f"unknown case field(s) {sorted(unknown)}; fields are {sorted(Case.model_fields)}")
+
+        def merge(stored: Case) -> Case:
+            # Applied again onto the row as it is inside the write, so a concurrent update of other fields is kept.
+            return Case(**{**stored.model_dump(), **fields, "updated_at": fields.get("updated_at", utc_now())})
+
         old = self.get(case_id)
-        new = Case(**{**old.model_dump(), **fields, "updated_at": fields.get("updated_at", utc_now())})
+        new = merge(old)  # validates every field before anything is embedded or written
         if vector is not None:
             new_vector = as_query_matrix(vector, self.dim, what="vector")[0]
         elif new.task != old.task:
             new_vector = self.embed([new.task])[0]
         else:
             new_vector = None
-        self._replace(case_id, new, new_vector)
-        return new
+        return self._replace(case_id, merge, new_vector)
 
     def delete(self, case_id: str) -> None:
         """Delete one case; NotFoundError if it is not there."""

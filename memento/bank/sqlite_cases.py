@@ -50,12 +50,13 @@ class SQLiteCases(BankBase):
                 raise ValidationError(f"a case id in this batch is already in the bank ({exc}); use update() to change it") from None
             changes.added(vids, vectors)
 
-    def _replace(self, case_id: str, new: Case, new_vector: np.ndarray | None) -> None:
+    def _replace(self, case_id: str, merge, new_vector: np.ndarray | None) -> Case:
         with self._transaction() as changes:
-            row = self.db.execute("SELECT vid, embedding FROM cases WHERE id = ?", [case_id]).fetchone()
+            row = self.db.execute(f"SELECT vid, embedding, {CASE_FIELDS} FROM cases WHERE id = ?", [case_id]).fetchone()
             if row is None:
                 raise NotFoundError(f"case {case_id!r} was deleted while it was being updated")
-            vid, blob = row
+            vid, blob = row[:2]
+            new = merge(row_to_case(row[2:]))
             if new_vector is not None:  # a new vector gets a new vid, so every process can replay the change
                 changes.deleted([vid])
                 vid = self._new_vids(1)[0]
@@ -63,6 +64,7 @@ class SQLiteCases(BankBase):
             self.db.execute("DELETE FROM cases WHERE id = ?", [case_id])
             self.db.execute(INSERT_CASE,
                             case_to_row(new, vid, new_vector if new_vector is not None else blob_to_vector(blob, self.dim)))
+        return new
 
     def delete_many(self, ids: Iterable[str], *, missing_ok: bool = False) -> int:
         """Delete cases by id in one transaction; any unknown id fails the whole call unless missing_ok."""

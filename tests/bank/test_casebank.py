@@ -258,3 +258,23 @@ def test_reembedding_an_empty_bank(bank):
     assert bank.dim == 32 and bank.count() == 0
     bank.add(Case(task=TASKS[0]))
     assert bank.search(TASKS[0], k=1)[0].case.task == TASKS[0]
+
+
+def test_concurrent_updates_of_other_fields_are_all_kept(bank):
+    """Two threads update different fields of one case: neither write undoes the other."""
+    import threading
+
+    case = bank.add(Case(task=TASKS[0]))
+
+    def write(field, values):
+        for value in values:
+            bank.update(case.id, **{field: value})
+
+    threads = [threading.Thread(target=write, args=("answer", [f"a{i}" for i in range(25)])),
+               threading.Thread(target=write, args=("reward", [i / 25 for i in range(25)]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = bank.get(case.id)
+    assert final.answer == "a24" and final.reward == 24 / 25

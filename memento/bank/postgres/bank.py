@@ -201,13 +201,15 @@ class PostgresBank(PostgresPolicyTables, BankBase):
         except self._psycopg.DataError as exc:
             raise self._storage_error(exc) from None
 
-    def _replace(self, case_id: str, new: Case, new_vector: np.ndarray | None) -> None:
-        values = case_fields(new)[1:]
+    def _replace(self, case_id: str, merge, new_vector: np.ndarray | None) -> Case:
         assignments = ", ".join(f"{column.strip()} = %s" for column in CASE_FIELDS.split(",")[1:])
         try:
             with self._transaction() as conn:
-                if conn.execute("SELECT 1 FROM cases WHERE id = %s FOR UPDATE", [case_id]).fetchone() is None:
+                row = conn.execute(f"SELECT {CASE_FIELDS} FROM cases WHERE id = %s FOR UPDATE", [case_id]).fetchone()
+                if row is None:
                     raise NotFoundError(f"case {case_id!r} was deleted while it was being updated")
+                new = merge(row_to_case(row))
+                values = case_fields(new)[1:]
                 if new_vector is None:
                     conn.execute(f"UPDATE cases SET {assignments} WHERE id = %s", [*values, case_id])
                 else:
@@ -215,6 +217,7 @@ class PostgresBank(PostgresPolicyTables, BankBase):
                                  [*values, np.asarray(new_vector, dtype=np.float32), case_id])
         except self._psycopg.DataError as exc:
             raise self._storage_error(exc) from None
+        return new
 
     def delete_many(self, ids: Iterable[str], *, missing_ok: bool = False) -> int:
         """Delete cases by id in one transaction; any unknown id fails the whole call unless missing_ok."""
