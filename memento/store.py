@@ -1,8 +1,9 @@
-"""`CaseBankStore`: a LangGraph `BaseStore` whose items live as cases in a `CaseBank`.
+"""`CaseBankStore`: a LangGraph `BaseStore` whose items live as cases in a bank (any `memento.bank.Bank`).
 
     from memento import CaseBank
     from memento.store import CaseBankStore
     store = CaseBankStore(CaseBank("cases.db"), index={"fields": ["text"]})
+    shared = CaseBankStore(CaseBank.open("postgresql://host/db"), index={"fields": ["text"]})
     graph = builder.compile(store=store)          # nodes get it as `store` / runtime.store
     store.put(("users", "ana"), "prefs", {"text": "likes short answers"})
     store.search(("users",), query="answer style", filter={"kind": "pref"}, limit=5)
@@ -53,7 +54,7 @@ from langgraph.store.base import (
     get_text_at_path, tokenize_path, validate_op_namespace,
 )
 
-from memento.bank import CaseBank
+from memento.bank import Bank
 from memento.case import Case
 from memento.errors import ValidationError
 from memento.procedure import Procedure
@@ -72,7 +73,7 @@ class CaseBankStore(BaseStore):
 
     supports_ttl = False
 
-    def __init__(self, bank: CaseBank, *, index: dict[str, Any] | None = None):
+    def __init__(self, bank: Bank, *, index: dict[str, Any] | None = None):
         """`index` is LangGraph's index config: {"fields": [...paths], "dims": optional check}.
 
         Texts are embedded with the bank's embedder, so "embed" cannot be given: create the bank
@@ -330,7 +331,7 @@ def _json_value(put: PutOp) -> dict[str, Any]:
     return value
 
 
-def _check_index(index: dict[str, Any] | None, bank: CaseBank) -> dict[str, Any] | None:
+def _check_index(index: dict[str, Any] | None, bank: Bank) -> dict[str, Any] | None:
     if index is None:
         return None
     if index.get("embed") is not None:

@@ -27,8 +27,8 @@ Learning happens in `record`: the target y = r, or r + gamma * V(s') in a multi-
 (V the soft maximum alpha * log mean exp(Q(s', c') / alpha) over the next state's candidates),
 goes to every shown case; an entry whose state is within `merge_similarity` of s moves towards
 y by max(1 / visits, `min_step`) (a running mean that keeps weighing recent outcomes, so that a
-change in usefulness shows), else a new entry is added. Entries live in the bank's SQLite
-(`policy_ec_entries`) and are mirrored in memory.
+change in usefulness shows), else a new entry is added. Entries live in the bank
+(`Bank.episodic_entries` / `write_episodic_entries`) and are mirrored in memory.
 
 Change: a Bernoulli CUSUM per case watches for outcomes falling below the case's recent
 record, and a suspected change is tested with similarity's picks before the entries around
@@ -48,24 +48,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from memento.bank import Bank, EpisodicEntry
 from memento.case import Case
-from policies.base import (CaseSelectionPolicy, Exclude, LearnedConfig, Selection, TaskState, check_config, policy_transaction,
+from policies.base import (CaseSelectionPolicy, Exclude, LearnedConfig, Selection, TaskState, check_config,
                            sample_without_replacement, top_k)
 from policies.change_detection import ChangeMonitor
 
 ENTRIES_TABLE = "policy_ec_entries"
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {ENTRIES_TABLE} (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    policy TEXT NOT NULL,
-    case_id TEXT NOT NULL,
-    state BLOB NOT NULL,
-    q REAL NOT NULL,
-    visits INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS {ENTRIES_TABLE}_policy ON {ENTRIES_TABLE} (policy, case_id);
-"""
+"""What this policy claims on its bank (`CaseSelectionPolicy.storage`); the backend names its own table."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +113,7 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
     config_class = EpisodicControlConfig
     storage = ENTRIES_TABLE
 
-    def __init__(self, bank: Any = None, config: EpisodicControlConfig | None = None, *, share: bool = False):
+    def __init__(self, bank: Bank | None = None, config: EpisodicControlConfig | None = None, *, share: bool = False):
         self.entries: dict[str, _Entries] = {}
         super().__init__(bank, config, share=share)
         self.rng = np.random.default_rng(self.config.seed)
@@ -132,20 +122,16 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         self.changes = 0
         """Changes confirmed since the policy was created."""
 
-    def _on_bind(self, bank: Any) -> None:
-        bank.db.conn.executescript(SCHEMA)
-        rows = bank.db.conn.execute(
-            f"SELECT id, case_id, state, q, visits FROM {ENTRIES_TABLE} WHERE policy = ? ORDER BY id", (self.config.name,)
-        ).fetchall()
-        grouped: dict[str, list] = {}
-        for row in rows:
-            grouped.setdefault(row[1], []).append(row)
-        for case_id, case_rows in grouped.items():
+    def _on_bind(self, bank: Bank) -> None:
+        grouped: dict[str, list[EpisodicEntry]] = {}
+        for entry in bank.episodic_entries(self.config.name):
+            grouped.setdefault(entry.case_id, []).append(entry)
+        for case_id, entries in grouped.items():
             self.entries[case_id] = _Entries(
-                ids=np.array([r[0] for r in case_rows], dtype=np.int64),
-                states=np.stack([np.frombuffer(r[2], dtype=np.float32) for r in case_rows]),
-                q=np.array([r[3] for r in case_rows], dtype=np.float64),
-                visits=np.array([r[4] for r in case_rows], dtype=np.int64),
+                ids=np.array([e.row_id for e in entries], dtype=np.int64),
+                states=np.stack([e.state for e in entries]),
+                q=np.array([e.q for e in entries], dtype=np.float64),
+                visits=np.array([e.visits for e in entries], dtype=np.int64),
             )
 
     # -- estimate and selection -------------------------------------------------------------------
@@ -206,17 +192,10 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         if done and cases and self.config.change_threshold > 0:
             self._watch_for_change(state, [c.id for c in cases], float(reward), namespace)
         plans = [self._plan(case.id, state.embedding, target) for case in cases]
-        written = []
-        with policy_transaction(self.bank) as conn:
-            for case_id, row, q, visits in plans:
-                if row is None:
-                    row = conn.execute(
-                        f"INSERT INTO {ENTRIES_TABLE} (policy, case_id, state, q, visits) VALUES (?, ?, ?, ?, 1)",
-                        (self.config.name, case_id, state.embedding.tobytes(), q),
-                    ).lastrowid
-                else:
-                    conn.execute(f"UPDATE {ENTRIES_TABLE} SET q = ?, visits = ? WHERE id = ?", (q, visits, row))
-                written.append((case_id, int(row), q, visits))
+        rows = self.bank.write_episodic_entries(self.config.name, [
+            EpisodicEntry(case_id=case_id, state=state.embedding, q=q, visits=visits, row_id=row or 0)
+            for case_id, row, q, visits in plans])
+        written = [(case_id, row_id, q, visits) for (case_id, _, q, visits), row_id in zip(plans, rows)]
         # The memory mirror changes only once the transaction has committed.
         for case_id, row, q, visits in written:
             self._apply(case_id, row, state.embedding, q, visits)
@@ -238,9 +217,7 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
             return
         around = self._candidates(state, self.config.candidates, namespace)
         forget = sorted(({c.id for c in around.cases} | changed) & set(self.entries))
-        with policy_transaction(self.bank) as conn:
-            conn.executemany(f"DELETE FROM {ENTRIES_TABLE} WHERE policy = ? AND case_id = ?",
-                             [(self.config.name, case_id) for case_id in forget])
+        self.bank.delete_episodic_entries(self.config.name, forget)
         for case_id in forget:
             del self.entries[case_id]
         self.monitor.reset(forget)

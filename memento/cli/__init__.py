@@ -18,7 +18,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from memento.cli import agent, cases, cleanup, evals, policy, ui  # noqa: F401  (cleanup adds rm, dedup, prune to `cases`)
+from memento.cli import agent, banks, cases, cleanup, evals, policy, ui  # noqa: F401  (cleanup adds rm, dedup, prune to `cases`)
 from memento.cli.banks import open_bank
 from memento.cli.options import EmbedderName
 from memento.cli.output import output_options
@@ -71,6 +71,7 @@ def init(path: Annotated[Path, typer.Argument(help="The bank file to create.", s
 
 
 app.add_typer(cases.app, name="cases")
+app.add_typer(banks.app, name="bank")
 app.add_typer(policy.app, name="policy")
 app.command(short_help="Run the agent once on a question and show the cases it used.")(agent.ask)
 app.add_typer(evals.app, name="eval")

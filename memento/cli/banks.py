@@ -1,15 +1,20 @@
-"""Opening the bank a command works on, choosing its embedder, and the trash that makes removals undoable."""
+"""Opening the bank a command works on, choosing its embedder, the trash that makes removals undoable,
+and `memento bank copy`."""
 
 import sqlite3
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Annotated, Callable, Iterator, Optional, Sequence
 
 import numpy as np
+import typer
 
-from memento.bank import CaseBank
+from memento.bank import Bank, CaseBank
+from memento.bank.copy import copy_bank
+from memento.cli.options import EmbedderName
+from memento.cli.output import output_options
 from memento.embedders import (DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, SentenceTransformerEmbedder,
                                default_embedder)
 from memento.errors import BankError, EmbedderMismatchError, ValidationError
@@ -66,11 +71,11 @@ def resolve_embedder(spec: str | None) -> Embedder:
 
 
 @contextmanager
-def open_bank(path: Path, embedder: str | None = None, *, create: bool = False,
-              index: str | None = None) -> Iterator[CaseBank]:
-    """Open an existing bank (or, for `init` only, create one) and close it afterwards."""
+def open_bank(path: str | Path, embedder: str | None = None, *, create: bool = False,
+              index: str | None = None) -> Iterator[Bank]:
+    """Open an existing bank, a file or a postgresql:// URL (or, for `init` only, create one); close it afterwards."""
     try:
-        bank = CaseBank(path, resolve_embedder(embedder), create=create, index=index)
+        bank = CaseBank.open(path if is_url(path) else Path(path), resolve_embedder(embedder), create=create, index=index)
     except EmbedderMismatchError as exc:
         raise EmbedderMismatchError(f"{exc} (on the command line: --embedder MODEL or MEMENTO_EMBEDDER)") from None
     except sqlite3.Error as exc:  # SQLite cannot open or create the file (a device, a read-only folder, a full disk)
@@ -83,12 +88,19 @@ def open_bank(path: Path, embedder: str | None = None, *, create: bool = False,
 # -- the trash ------------------------------------------------------------------------------------
 
 
-def trash_folder(bank: CaseBank) -> Path:
-    """Where removed cases go: `<bank>.trash/` beside the bank file."""
-    return bank.path.with_name(bank.path.name + ".trash")
+def is_url(location: str | Path) -> bool:
+    """True for a bank given as a URL (postgresql://...), False for a file path."""
+    return isinstance(location, str) and "://" in location
 
 
-def move_to_trash(bank: CaseBank, ids: Sequence[str], reason: str) -> dict:
+def trash_folder(bank: Bank) -> Path:
+    """Where removed cases go: `<bank>.trash/` beside a bank file; `./<schema>.trash/` for a server's bank."""
+    if isinstance(bank.path, Path):
+        return bank.path.with_name(bank.path.name + ".trash")
+    return Path.cwd() / f"{getattr(bank, 'schema', 'bank')}.trash"
+
+
+def move_to_trash(bank: Bank, ids: Sequence[str], reason: str) -> dict:
     """Export the cases (with their vectors) to a new trash file, then delete them.
 
     `memento cases import FILE` restores them exactly, without re-embedding. If the delete fails,
@@ -108,3 +120,28 @@ def move_to_trash(bank: CaseBank, ids: Sequence[str], reason: str) -> dict:
         path.unlink(missing_ok=True)
         raise
     return {"deleted": deleted, "trash": str(path), "restore": f"memento cases import {path} --bank {bank.path}"}
+
+
+# -- `memento bank ...` ---------------------------------------------------------------------------
+
+app = typer.Typer(help="Move a bank between files and servers.", no_args_is_help=True)
+
+
+@app.command(short_help="Copy a bank (cases, vectors, replay, stats, traces) into a new one, verified.")
+@output_options
+def copy(source: Annotated[str, typer.Argument(help="The bank to copy: a file or a postgresql:// URL.", show_default=False)],
+         destination: Annotated[str, typer.Argument(help="A new bank: a file or a postgresql:// URL (created).",
+                                                    show_default=False)],
+         embedder: EmbedderName = None,
+         index: Annotated[Optional[str], typer.Option(
+             help="The destination's vector index: flat, hnsw (or ivfflat on PostgreSQL).")] = None) -> dict:
+    """Example: memento bank copy cases.db copy.db
+
+    To a server: memento bank copy cases.db 'postgresql://me@db/memento?schema=team_a'. Copies every case with its stored vector (nothing is re-embedded), each policy's replay rows,
+    case statistics, episodic entries and checkpoints, and the agent's traces; then counts and
+    hashes each part on both sides and fails if any differs. The destination must be new or empty.
+    """
+    if not is_url(destination) and Path(destination).exists():
+        raise BankError(f"'{destination}' already exists; nothing was changed (copy into a new path)")
+    with open_bank(source, embedder) as src, open_bank(destination, embedder, create=True, index=index) as dst:
+        return copy_bank(src, dst)

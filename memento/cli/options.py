@@ -18,9 +18,10 @@ from memento.errors import NotFoundError, ValidationError
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
 
-BankPath = Annotated[Path, typer.Option(
+BankPath = Annotated[str, typer.Option(
     "--bank", "-b", envvar="MEMENTO_BANK", show_default=False,
-    help="The bank file, made by `memento init`. Env: MEMENTO_BANK.")]
+    help="The bank: a file made by `memento init`, or a postgresql:// URL (memento[postgres]). Env: MEMENTO_BANK.")]
+"""A string, not a Path: a Path would fold the '//' of a URL."""
 
 EmbedderName = Annotated[Optional[str], typer.Option(
     "--embedder", envvar="MEMENTO_EMBEDDER", show_default=False,

@@ -1,4 +1,5 @@
-"""The bank's operations, on real SQLite files and real FAISS (a fake embedder where embeddings are beside the point)."""
+"""The bank's operations on every backend (a real SQLite file + FAISS, a real PostgreSQL + pgvector), and the
+SQLite backend's own file and index handling. A fake embedder where embeddings are beside the point."""
 
 import io
 import json
@@ -17,9 +18,9 @@ TASKS = ["Who founded the Acme company?", "In which city was Ada Vell born?", "W
 
 
 @pytest.fixture
-def bank(tmp_path, fake_embedder):
-    with CaseBank(tmp_path / "cases.db", embedder=fake_embedder) as bank:
-        yield bank
+def bank(make_bank):
+    """A fresh bank of each backend (the `backend` fixture parametrizes every test that uses it)."""
+    return make_bank()
 
 
 def make_cases(n=5, **extra):
@@ -95,11 +96,11 @@ def test_unknown_ids_are_typed_errors(bank):
         bank.vectors(["nope"])
 
 
-def test_export_import_round_trip(tmp_path, bank, fake_embedder):
+def test_export_import_round_trip(tmp_path, bank, make_bank):
     stored = bank.add_many(make_cases(6))
     path = tmp_path / "out.jsonl"
     assert bank.export_jsonl(path, with_vectors=True) == 6
-    with CaseBank(tmp_path / "copy.db", embedder=fake_embedder) as copy:
+    with make_bank("copy") as copy:
         assert copy.import_jsonl(path) == 6
         assert [c.model_dump() for c in copy.iter_cases()] == [c.model_dump() for c in bank.iter_cases()]
         assert np.allclose(copy.vectors([stored[0].id]), bank.vectors([stored[0].id]))
@@ -125,8 +126,8 @@ def test_reindex_rebuilds_and_reembeds(tmp_path, bank):
     assert bank.dim == 32 and bank.search(TASKS[1], k=1)[0].case.id == stored[1].id
     bank.close()
     with pytest.raises(EmbedderMismatchError, match="fake-hash-32"):
-        CaseBank(bank.path, embedder=FakeHashEmbedder())
-    with CaseBank(bank.path, embedder=other) as reopened:
+        CaseBank.open(str(bank.path), embedder=FakeHashEmbedder())
+    with CaseBank.open(str(bank.path), embedder=other) as reopened:
         assert reopened.count() == 5
 
 
@@ -211,3 +212,69 @@ def test_a_writer_behind_a_pruned_change_log_rebuilds_inside_its_write(tmp_path,
     assert behind.count() == 2 and behind.search(TASKS[1], k=1)[0].case.id == added.id
     assert behind.stats()["index"]["healthy"]
     behind.close()
+
+
+UNICODE = ["Ünïcödé façade — naïve café?", "日本語の質問はどこ？", "עברית \u202eRTL\u202c text", "emoji 🧠🔍 and\ttabs",
+           "combining e\u0301 vs \u00e9", "quotes ' \" ` and back\\slash"]
+
+
+def test_unicode_round_trips_and_filters_alike(bank):
+    stored = bank.add_many([Case(namespace=("équipe", f"ü{i % 2}"), task=t, answer=t[::-1], plan=[t],
+                                 metadata={"lang": t[:3], "n": i}) for i, t in enumerate(UNICODE)])
+    assert [bank.get(c.id) for c in stored] == stored
+    assert bank.list_namespaces() == [("équipe", "ü0"), ("équipe", "ü1")]
+    assert bank.count(namespace_prefix=("équipe",)) == 6 and bank.count(namespace=("équipe", "ü1")) == 3
+    assert [c.id for c in bank.iter_cases(where={"lang": "日本語"})] == [stored[1].id]
+    assert [c.id for c in bank.iter_cases(text="🧠")] == [stored[3].id]
+    assert [c.task for c in bank.iter_cases(order_by="task")] == sorted(UNICODE)  # code point order on both
+    for case in stored:
+        assert bank.search(case.task, k=1, namespace=case.namespace)[0].case.id == case.id
+
+
+def test_a_filtered_search_returns_k_whenever_k_match(make_bank):
+    """An approximate index must not come back short when a filter leaves few matches among many cases."""
+    bank = make_bank("filtered", index="hnsw")
+    rng = np.random.default_rng(0)
+    bank.add_many([Case(task=f"crowd {i}", metadata={"rare": i % 100 == 0}) for i in range(1500)],
+                  vectors=rng.normal(size=(1500, 64)))
+    query = rng.normal(size=64)
+    assert len(bank.search(query, k=10, where={"rare": True})) == 10
+    assert len(bank.search(query, k=20, where={"rare": True})) == 15
+    exact = bank.search(query, k=5, where={"rare": True})
+    scores = [h.score for h in exact]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_every_backend_implements_the_whole_interface(bank):
+    from memento.bank import Bank
+
+    assert isinstance(bank, Bank)
+    members = [name for name in vars(Bank) if not name.startswith("_") and callable(getattr(Bank, name))]
+    assert len(members) > 30 and all(callable(getattr(bank, name)) for name in members)
+
+
+def test_reembedding_an_empty_bank(bank):
+    bank.reindex(FakeHashEmbedder(dim=32, name="fake-hash-32"))
+    assert bank.dim == 32 and bank.count() == 0
+    bank.add(Case(task=TASKS[0]))
+    assert bank.search(TASKS[0], k=1)[0].case.task == TASKS[0]
+
+
+def test_concurrent_updates_of_other_fields_are_all_kept(bank):
+    """Two threads update different fields of one case: neither write undoes the other."""
+    import threading
+
+    case = bank.add(Case(task=TASKS[0]))
+
+    def write(field, values):
+        for value in values:
+            bank.update(case.id, **{field: value})
+
+    threads = [threading.Thread(target=write, args=("answer", [f"a{i}" for i in range(25)])),
+               threading.Thread(target=write, args=("reward", [i / 25 for i in range(25)]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = bank.get(case.id)
+    assert final.answer == "a24" and final.reward == 24 / 25

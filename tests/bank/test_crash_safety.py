@@ -1,4 +1,4 @@
-"""A writer killed with SIGKILL loses no acknowledged case; several writer processes share one bank."""
+"""On every backend: a writer killed with SIGKILL loses no acknowledged case; several writer processes share one bank."""
 
 import os
 import signal
@@ -28,8 +28,8 @@ def assert_consistent(bank: CaseBank) -> None:
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.13])
-def test_kill_9_mid_batch_loses_no_acknowledged_case(tmp_path, delay):
-    path = tmp_path / "crash.db"
+def test_kill_9_mid_batch_loses_no_acknowledged_case(bank_location, delay):
+    path = bank_location("crash")
     writer = start_writer(path, "w", batches=10_000, batch_size=50)
     acknowledged = []
     for _ in range(3):  # let a few batches land before the kill
@@ -38,7 +38,7 @@ def test_kill_9_mid_batch_loses_no_acknowledged_case(tmp_path, delay):
     os.kill(writer.pid, signal.SIGKILL)
     acknowledged += writer.stdout.read().split()
     writer.wait()
-    with CaseBank(path, embedder=FakeHashEmbedder()) as bank:
+    with CaseBank.open(path, embedder=FakeHashEmbedder()) as bank:
         stored = {c.id for c in bank.iter_cases()}
         assert set(acknowledged) <= stored
         assert len(stored) % 50 == 0  # a batch is all or nothing
@@ -47,9 +47,9 @@ def test_kill_9_mid_batch_loses_no_acknowledged_case(tmp_path, delay):
         assert bank.search(bank.vectors([probe.id])[0], k=1)[0].case.id == probe.id
 
 
-def test_several_writer_processes_share_one_bank(tmp_path):
-    path = tmp_path / "shared.db"
-    watcher = CaseBank(path, embedder=FakeHashEmbedder())  # open before, must see the others' writes
+def test_several_writer_processes_share_one_bank(bank_location):
+    path = bank_location("shared")
+    watcher = CaseBank.open(path, embedder=FakeHashEmbedder())  # open before, must see the others' writes
     writers = [start_writer(path, f"w{i}", batches=6, batch_size=20) for i in range(3)]
     outputs = [w.communicate(timeout=120)[0] for w in writers]
     assert all(w.returncode == 0 for w in writers)
@@ -61,5 +61,5 @@ def test_several_writer_processes_share_one_bank(tmp_path):
         assert len(hits) == 120 and {h.case.namespace for h in hits} == {(f"w{i}",)}
     assert_consistent(watcher)
     watcher.close()
-    with CaseBank(path, embedder=FakeHashEmbedder()) as reopened:
+    with CaseBank.open(path, embedder=FakeHashEmbedder()) as reopened:
         assert_consistent(reopened)

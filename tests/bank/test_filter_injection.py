@@ -1,7 +1,8 @@
 """Metadata filters never become SQL: a hostile `where` key is refused and reaches no other tenant.
 
 The reproduction is the one from the hardening issue: a key that closed the JSON-path string and
-appended `OR 1` deleted every case of another namespace through `memento cases rm`.
+appended `OR 1` deleted every case of another namespace through `memento cases rm`. Every test runs
+on both backends (SQLite's json_extract, PostgreSQL's jsonb operators).
 """
 
 import io
@@ -15,7 +16,6 @@ from langgraph.store.base import SearchOp
 from memento import Case, CaseBank
 from memento.errors import ValidationError
 from memento.store import CaseBankStore
-from tests.fakes import FakeHashEmbedder
 
 HOSTILE_KEY = "k' || char(34)) IS NULL OR 1 OR json_extract(metadata, '$.k"
 VICTIM, ATTACKER = ("victim",), ("attacker",)
@@ -33,10 +33,11 @@ def export(bank: CaseBank) -> str:
 
 
 @pytest.fixture
-def bank(tmp_path):
-    with CaseBank(tmp_path / "tenants.db", embedder=FakeHashEmbedder()) as bank:
-        fill(bank)
-        yield bank
+def bank(make_bank):
+    """A bank of each backend with a victim and an attacker tenant."""
+    bank = make_bank("tenants")
+    fill(bank)
+    return bank
 
 
 def test_the_reported_key_is_refused_everywhere_and_deletes_nothing(bank):
@@ -63,8 +64,8 @@ def test_an_empty_namespace_prefix_is_refused_not_widened(bank):
     assert bank.count() == 8
 
 
-def test_the_store_filter_with_a_hostile_key_stays_in_its_namespace(tmp_path):
-    bank = CaseBank(tmp_path / "store.db", embedder=FakeHashEmbedder())
+def test_the_store_filter_with_a_hostile_key_stays_in_its_namespace(make_bank):
+    bank = make_bank("store")
     store = CaseBankStore(bank, index={"fields": ["text"]})
     store.put(VICTIM, "a", {"text": "victim secret", "k": 1})
     store.put(ATTACKER, "b", {"text": "attacker note", "k": 1})

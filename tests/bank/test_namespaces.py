@@ -1,21 +1,22 @@
-"""Namespaces never leak: every read in one namespace sees only that namespace's cases."""
+"""Namespaces never leak, on every backend: every read in one namespace sees only that namespace's cases."""
 
 import io
 import json
 
 import pytest
 
-from memento import Case, CaseBank
+from memento import Case
 
 TENANTS = [("acme", "agent"), ("acme", "agent", "sub"), ("globex", "agent"), ("acme",)]
 
 
 @pytest.fixture
-def bank(tmp_path, fake_embedder):
-    with CaseBank(tmp_path / "ns.db", embedder=fake_embedder) as bank:
-        for ns in TENANTS:
-            bank.add_many([Case(namespace=ns, task=f"shared question number {i}") for i in range(4)])
-        yield bank
+def bank(make_bank):
+    """A bank of each backend with four tenants."""
+    bank = make_bank("ns")
+    for ns in TENANTS:
+        bank.add_many([Case(namespace=ns, task=f"shared question number {i}") for i in range(4)])
+    return bank
 
 
 @pytest.mark.parametrize("namespace", TENANTS)

@@ -1,4 +1,4 @@
-"""Two stores for the conformance suite: ours over a real bank, and LangGraph's InMemoryStore.
+"""Two stores for the conformance suite: ours over a real bank (each backend in turn), and LangGraph's InMemoryStore.
 
 Both embed with the same deterministic fake (a hashing bag of words, `tests.fakes`), so semantic
 search must rank the same items in the same order with the same cosine scores.
@@ -26,21 +26,21 @@ def make_reference(fields=FIELDS, indexed=True) -> InMemoryStore:
                                 "fields": fields})
 
 
-def make_ours(path, fields=FIELDS, indexed=True) -> CaseBankStore:
-    """Our store over a fresh bank file built with the same fake embedder."""
-    bank = CaseBank(path, embedder=FakeHashEmbedder())
+def make_ours(location, fields=FIELDS, indexed=True) -> CaseBankStore:
+    """Our store over a fresh bank (a file or a postgresql:// URL) built with the same fake embedder."""
+    bank = CaseBank.open(location, embedder=FakeHashEmbedder())
     return CaseBankStore(bank, index={"fields": fields} if indexed else None)
 
 
 @pytest.fixture
-def store_pair(tmp_path):
+def store_pair(bank_location):
     """(ours, reference) built alike; `store_pair.make(fields=..., indexed=...)` builds another pair."""
     made = []
 
     class Pair:
         @staticmethod
         def make(fields=FIELDS, indexed=True):
-            ours = make_ours(tmp_path / f"store{len(made)}.db", fields, indexed)
+            ours = make_ours(bank_location(f"store{len(made)}"), fields, indexed)
             made.append(ours)
             return ours, make_reference(fields, indexed)
 

@@ -1,4 +1,4 @@
-"""What CaseBankStore does beyond the conformance suite: persistence, its own rules, and LangGraph wiring."""
+"""What CaseBankStore does beyond the conformance suite, on every backend: persistence, its own rules, LangGraph wiring."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from memento.store import CaseBankStore, decode_namespace, encode_namespace, ite
 
 
 @pytest.fixture
-def bank(tmp_path, fake_embedder):
-    with CaseBank(tmp_path / "store.db", embedder=fake_embedder) as bank:
+def bank(bank_location, fake_embedder):
+    with CaseBank.open(bank_location("store"), embedder=fake_embedder) as bank:
         yield bank
 
 
@@ -25,13 +25,13 @@ def store(bank):
     return CaseBankStore(bank, index={"fields": ["text"]})
 
 
-def test_items_survive_reopening_the_bank(tmp_path, fake_embedder):
-    path = tmp_path / "reopen.db"
-    with CaseBank(path, embedder=fake_embedder) as bank:
+def test_items_survive_reopening_the_bank(bank_location, fake_embedder):
+    path = bank_location("reopen")
+    with CaseBank.open(path, embedder=fake_embedder) as bank:
         store = CaseBankStore(bank, index={"fields": ["text"]})
         store.put(("mem", "ana"), "k1", {"text": "ana likes green tea"})
         store.put(("mem", "ana"), "k2", {"text": "ana lives by the sea"})
-    with CaseBank(path, embedder=fake_embedder) as bank:
+    with CaseBank.open(path, embedder=fake_embedder) as bank:
         store = CaseBankStore(bank, index={"fields": ["text"]})
         assert store.get(("mem", "ana"), "k1").value == {"text": "ana likes green tea"}
         assert store.search(("mem",), query="green tea", limit=1)[0].key == "k1"
