@@ -22,6 +22,7 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -123,6 +124,23 @@ class EvalConfig(BaseModel):
     """Episodes in flight at once (the embedded backend serialises its own calls; a server batches)."""
     store_trace: bool = True
     """Keep each episode's trace (plans, tool calls) in episodes.jsonl."""
+    bank_url: str | None = None
+    """A postgresql:// URL to keep the arms' banks in (arm A in schema `<the URL's schema>_<A>`,
+    default schema `memento`); None: a SQLite file per arm in the run folder. No password in it
+    (the config is written to manifest.json): give it with PGPASSWORD or ~/.pgpass."""
+
+    @field_validator("bank_url")
+    @classmethod
+    def _bank_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"bank_url {url!r} must be a postgresql:// URL (leave it out for SQLite files in the run folder)")
+        if parts.password:
+            raise ValueError("bank_url holds a password, which would be written to manifest.json; "
+                             "take it out and give it with PGPASSWORD or ~/.pgpass")
+        return url
 
     @field_validator("arms")
     @classmethod
@@ -170,3 +188,9 @@ def load_config(path: str | Path) -> EvalConfig:
         return EvalConfig.model_validate(data)
     except (ValueError, yaml.YAMLError) as error:  # pydantic's ValidationError is a ValueError
         raise ValidationError(f"eval config {str(path)!r} is invalid: {error}") from None
+
+
+def arm_bank_schema(bank_url: str, arm: str) -> str:
+    """The PostgreSQL schema of arm `arm`'s bank under `bank_url`: the URL's schema (default memento), then the arm."""
+    base = parse_qs(urlsplit(bank_url).query).get("schema", ["memento"])[0]
+    return f"{base}_{arm}"

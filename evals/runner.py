@@ -33,7 +33,7 @@ import envs
 from envs.deepresearcher import domain_of
 from envs.metrics import ajudge_answer, normalize_answer
 from envs.task import Task
-from evals.config import NO_MEMORY, EvalConfig, TaskSpec
+from evals.config import NO_MEMORY, EvalConfig, TaskSpec, arm_bank_schema
 from evals.episode import (AgentEpisodes, ArmMemory, EpisodeOutcome, EpisodeRunner, GuardedPolicy, SameTaskGuard,
                            same_task_shown)
 from evals.manifest import check_run_dir, write_manifest
@@ -243,7 +243,10 @@ def open_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Embedder | 
 
     folder = run_dir / "arms" / name
     folder.mkdir(parents=True, exist_ok=True)
-    bank = CaseBank(folder / "bank.db", embedder=embedder)
+    if config.bank_url is not None:
+        bank = CaseBank.open(config.bank_url, embedder, schema=arm_bank_schema(config.bank_url, name))
+    else:
+        bank = CaseBank(folder / "bank.db", embedder=embedder)
     checkpoint = folder / "policy.pt"
     if name == NO_MEMORY:
         policy = NoMemoryPolicy(bank)

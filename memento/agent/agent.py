@@ -81,7 +81,7 @@ class Agent:
         return self._result(state, time.perf_counter() - started)
 
     def close(self) -> None:
-        """Release the trace table's connection (the bank stays open: it is the caller's)."""
+        """Release what the agent holds (the bank stays open: it is the caller's)."""
         self.nodes.close()
 
     def _start(self, task: Any, gold: Sequence[str] | None, scorer: Scorer | None, learn: bool,

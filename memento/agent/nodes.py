@@ -44,7 +44,7 @@ from memento.agent.prompts import (
     FinalAnswer, Plan, Revision, answer_messages, clip, planner_messages, render_cases, replanner_messages,
 )
 from memento.agent.state import apply_update
-from memento.agent.trace import TraceStore, build_trace
+from memento.agent.trace import build_trace
 from memento.case import Case, Step
 from memento.errors import NotFoundError, StructuredOutputError, ValidationError
 from memento.judge import judge_answer
@@ -99,7 +99,6 @@ class AgentNodes:
         policy.bind(bank)  # once: a policy keeps its learning in one bank (PolicyError if it is another's)
         self.scorer, self.judge = scorer, judge
         self.executor = Executor(list(tools), config)
-        self.traces = TraceStore(bank.path) if config.store_traces else None
         # Episodes may run concurrently (arun); policies and their torch models are not thread-safe.
         self._memory_lock = threading.Lock()
 
@@ -180,11 +179,11 @@ class AgentNodes:
                 except NotFoundError as error:  # a shown case was deleted during the episode
                     update["notes"] = [f"learn: not recorded ({clip(error, 200)})"]
             update["policy_s"] = time.perf_counter() - started
-        if self.traces is not None:
+        if self.config.store_traces:
             saving = time.perf_counter()
             partial = {**update, "timings": [{"node": "learn", "seconds": round(saving - started, 4)}],
                        "active_s": saving - started}
-            self.traces.save(self.trace(apply_update(state, partial)))
+            self.bank.save_trace(self.trace(apply_update(state, partial)))
             update["memory_s"] = time.perf_counter() - saving
             update["memory_ops"] += [_op("save_trace", update["memory_s"])]
         return update
@@ -380,9 +379,7 @@ class AgentNodes:
         return build_trace(state, model=self.llm.model, policy=self.policy.kind, namespace=self.config.namespace)
 
     def close(self) -> None:
-        """Close the trace table's connection."""
-        if self.traces is not None:
-            self.traces.close()
+        """Nothing to release: traces go through the bank, which is the caller's."""
 
 
 def task_state(state: dict[str, Any]) -> TaskState:

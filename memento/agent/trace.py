@@ -1,9 +1,9 @@
 """Episode traces: what the agent saw, did and spent, as one JSON object per episode.
 
-Traces live in the `agent_traces` table of the bank's SQLite file (one row per episode, keyed by
-episode id), written whether or not the episode learned; the case an episode wrote carries the
-same `episode_id` in its metadata. The table is written through its own SQLite connection, so
-trace writes never mix with the bank's or a policy's transactions.
+Traces live in the bank (`Bank.save_trace` / `get_trace` / `list_traces`: the `agent_traces`
+table of a SQLite bank, the same table in a PostgreSQL bank's schema), one row per episode,
+keyed by episode id, written whether or not the episode learned; the case an episode wrote
+carries the same `episode_id` in its metadata.
 
     from memento.agent import list_traces, load_trace
     for row in list_traces(bank, limit=5):
@@ -13,85 +13,20 @@ trace writes never mix with the bank's or a policy's transactions.
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from memento.errors import NotFoundError
-
-TRACE_TABLE = "agent_traces"
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TRACE_TABLE} (
-    episode_id TEXT PRIMARY KEY,
-    case_id TEXT,
-    task TEXT NOT NULL,
-    reward REAL,
-    created_at TEXT NOT NULL,
-    trace TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS {TRACE_TABLE}_created_at ON {TRACE_TABLE} (created_at);
-"""
+from memento.bank.interface import Bank
 
 
-class TraceStore:
-    """The `agent_traces` table of one bank file."""
-
-    def __init__(self, bank_path: str | Path, *, busy_timeout_s: float = 30.0):
-        self.path = Path(bank_path)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None,
-                                     check_same_thread=False)
-        with self._lock:
-            self._conn.executescript(SCHEMA)
-
-    def save(self, trace: dict[str, Any]) -> None:
-        """Insert or replace the trace of `trace["episode_id"]`."""
-        row = (trace["episode_id"], trace.get("case_id"), trace.get("task", ""), trace.get("reward"),
-               trace.get("created_at") or datetime.now(timezone.utc).isoformat(),
-               json.dumps(trace, ensure_ascii=False, default=str))
-        with self._lock:
-            self._conn.execute(f"INSERT OR REPLACE INTO {TRACE_TABLE} VALUES (?, ?, ?, ?, ?, ?)", row)
-
-    def get(self, episode_id: str) -> dict[str, Any]:
-        """The trace of one episode; NotFoundError if there is none."""
-        with self._lock:
-            row = self._conn.execute(f"SELECT trace FROM {TRACE_TABLE} WHERE episode_id = ?", [episode_id]).fetchone()
-        if row is None:
-            raise NotFoundError(f"no trace for episode {episode_id!r} in '{self.path}'; list them with list_traces(bank)")
-        return json.loads(row[0])
-
-    def list(self, *, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
-        """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode."""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT episode_id, case_id, task, reward, created_at FROM {TRACE_TABLE} "
-                f"ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", [limit, offset]).fetchall()
-        return [dict(zip(("episode_id", "case_id", "task", "reward", "created_at"), row)) for row in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+def load_trace(bank: Bank, episode_id: str) -> dict[str, Any]:
+    """The stored trace of an episode run against `bank`; NotFoundError if there is none."""
+    return bank.get_trace(episode_id)
 
 
-def load_trace(bank: Any, episode_id: str) -> dict[str, Any]:
-    """The stored trace of an episode run against `bank`."""
-    store = TraceStore(bank.path)
-    try:
-        return store.get(episode_id)
-    finally:
-        store.close()
-
-
-def list_traces(bank: Any, *, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
-    """Summaries of the newest traces stored beside `bank`."""
-    store = TraceStore(bank.path)
-    try:
-        return store.list(limit=limit, offset=offset)
-    finally:
-        store.close()
+def list_traces(bank: Bank, *, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
+    """Summaries of the newest traces stored in `bank`."""
+    return bank.list_traces(limit=limit, offset=offset)
 
 
 def build_trace(state: dict[str, Any], *, model: str, policy: str, namespace: tuple[str, ...]) -> dict[str, Any]:

@@ -82,3 +82,31 @@ def test_the_main_job_takes_workers_and_server_urls(tmp_path):
     one, many = server_llm(["http://127.0.0.1:8000/v1"]), server_llm(args.llm_url.split(","))
     assert (one.backend, one.options["base_url"]) == ("openai", "http://127.0.0.1:8000/v1")
     assert (many.backend, len(many.options["base_urls"])) == ("balanced", 2)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_workers_and_the_learner_share_postgresql_banks(tmp_path, postgres_url):
+    """The arms' banks in PostgreSQL schemas (bank_url): the same run, nothing in SQLite files."""
+    import uuid
+
+    prefix = "d" + uuid.uuid4().hex[:10]
+    url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={prefix}"
+    run_dir = tmp_path / "run"
+    summary = run_distributed(config(run_dir, bank_url=url), workers=2, progress=False, **FACTORIES)
+    assert summary.episodes == 48 and summary.errored_episodes == 0
+    assert not list(run_dir.glob("arms/*/bank.db")), "no SQLite bank beside the PostgreSQL ones"
+    checkpoint = run_dir / "arms" / "neural" / "policy.pt"
+    assert read_version(checkpoint) >= 1
+    with CaseBank.open(url, FakeHashEmbedder(), schema=f"{prefix}_neural") as bank:
+        assert bank.count() == 24
+        policy = load_policy(checkpoint, bank)
+        assert len(policy.replay) == 24
+        policy.close()
+
+
+def test_a_bank_url_with_a_password_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(Exception, match="PGPASSWORD"):
+        config(tmp_path / "run", bank_url="postgresql://me:secret@db.example/memento")
+    with pytest.raises(Exception, match="postgresql://"):
+        config(tmp_path / "run", bank_url="sqlite:///x.db")
