@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from memento.cli import agent, banks, cases, cleanup, evals, policy, ui  # noqa: F401  (cleanup adds rm, dedup, prune to `cases`)
-from memento.cli.banks import open_bank
+from memento.cli.banks import is_url, open_bank
 from memento.cli.options import EmbedderName
 from memento.cli.output import output_options
 from memento.errors import BankError, MementoError
@@ -55,18 +55,24 @@ app = typer.Typer(cls=MementoGroup, no_args_is_help=True, add_completion=False, 
 
 @app.command(short_help="Create a new, empty case bank.")
 @output_options
-def init(path: Annotated[Path, typer.Argument(help="The bank file to create.", show_default=False)],
+def init(path: Annotated[str, typer.Argument(help="The bank file, or a postgresql:// URL, to create.",
+                                              show_default=False)],
          embedder: EmbedderName = None,
-         index: Annotated[str, typer.Option(help="flat (exact search) or hnsw (approximate, for big banks).")] = "flat",
+         index: Annotated[str, typer.Option(help="flat (exact search) or hnsw (approximate, for big banks); "
+                                                 "on PostgreSQL also ivfflat.")] = "flat",
          ) -> dict:
     """Example: memento init cases.db
 
     Create an empty bank at PATH, recording its embedder (every later command must use the
     same one). The only command that creates a bank: the others refuse a path that does not exist.
+    PATH may be a URL, `postgresql://user@host/db?schema=team_a`, which creates the bank in that schema.
     """
-    if path.exists():
+    if not is_url(path) and Path(path).exists():
         raise BankError(f"'{path}' already exists; nothing was changed (use it with --bank {path}, or choose a new path)")
     with open_bank(path, embedder, create=True, index=index) as bank:
+        if is_url(path) and len(bank):
+            raise BankError(f"a bank with {len(bank)} cases already exists at {bank.path}; nothing was changed "
+                            f"(use it with --bank, or choose another schema)")
         return {"path": str(bank.path), "embedder": bank.embedder_name, "dim": bank.dim, "index": bank.index_config.kind}
 
 

@@ -34,3 +34,18 @@ def test_cases_commands_on_a_url(postgres_url, tmp_path, monkeypatch):
     missing = runner.invoke(app, ["cases", "ls", "--bank", url.replace("cli_url_test", "no_such_bank")],
                             prog_name="memento")
     assert missing.exit_code == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.output
+
+
+def test_init_creates_a_bank_at_a_url_and_refuses_one_that_holds_cases(postgres_url, monkeypatch):
+    monkeypatch.setitem(EMBEDDERS, "fake-hash", FakeHashEmbedder)
+    url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema=cli_init_test"
+    runner = CliRunner(env={"MEMENTO_EMBEDDER": "fake-hash"})
+    created = runner.invoke(app, ["init", url], prog_name="memento")
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.stdout)["embedder"] == "fake-hash"
+    with CaseBank.open(url, FakeHashEmbedder()) as bank:
+        bank.add({"task": "alpha"})
+    again = runner.invoke(app, ["init", url], prog_name="memento")
+    assert again.exit_code == 1 and "already exists" in again.stderr and "Traceback" not in again.output
+    with CaseBank.open(url, FakeHashEmbedder()) as bank:
+        assert len(bank) == 1
