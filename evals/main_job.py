@@ -8,6 +8,7 @@
     python -m evals.main_job --fallback plan --train-tasks 4 --test-tasks 4   # the LLM planner instead (slow)
     python -m evals.main_job --resume runs/main_job/fictional-20260101-120000   # finish a stopped run
     python -m evals.main_job --workers 4 --llm-url http://127.0.0.1:8000/v1   # 4 worker processes, 1 learner, a server
+    python -m evals.main_job --workers 4 --bank-url 'postgresql://me@db/memento?schema=run7'   # banks in PostgreSQL
 
 The agent runs on SmolLM2-135M through llama.cpp (embedded, CPU) with a BM25 search tool, in the
 split protocol: a training pass over train tasks with learning on (each episode becomes a case,
@@ -56,13 +57,14 @@ AGENT_OPTIONS = {"fallback": "explore"}
 def suite_config(suite: str, *, train_tasks: int, test_tasks: int, iterations: int, arms: list[str], out_dir: Path,
                  data_dir: Path | None = None, seed: int = 0, spec_seed: int | None = None,
                  concurrency: int = 1, fallback: str = AGENT_OPTIONS["fallback"],
-                 llm_urls: list[str] | None = None) -> EvalConfig:
+                 llm_urls: list[str] | None = None, bank_url: str | None = None) -> EvalConfig:
     """The main job's EvalConfig for `suite` ('fictional' or 'hotpotqa'): a train pass, then a held-out test pass.
 
-    `llm_urls`: OpenAI-compatible servers to use instead of the embedded model (several are balanced).
+    `llm_urls`: OpenAI-compatible servers to use instead of the embedded model (several are balanced);
+    `bank_url`: a postgresql:// URL for the arms' banks instead of SQLite files in the run folder.
     """
     common = dict(out_dir=out_dir, arms=arms, iterations=iterations, seed=seed, concurrency=concurrency,
-                  protocol="split", agent_options={**AGENT_OPTIONS, "fallback": fallback})
+                  protocol="split", agent_options={**AGENT_OPTIONS, "fallback": fallback}, bank_url=bank_url)
     if llm_urls:
         common["llm"] = server_llm(llm_urls)
     if suite == "fictional":
@@ -110,6 +112,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish the run in RUN_DIR with its own config")
     parser.add_argument("--workers", type=int, default=0,
                         help="run on this many worker processes and one learner (evals/distributed.py); 0 = this process")
+    parser.add_argument("--bank-url", help="postgresql:// URL for the arms' banks (schema <schema>_<arm>; no password: PGPASSWORD)")
     parser.add_argument("--llm-url", help="comma-separated OpenAI-compatible server URLs (…/v1) instead of the embedded model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                                   iterations=args.iterations, arms=args.arms.split(","), out_dir=out,
                                   data_dir=args.data_dir, seed=args.seed, spec_seed=args.spec_seed,
                                   concurrency=args.concurrency, fallback=args.fallback,
-                                  llm_urls=[u for u in (args.llm_url or "").split(",") if u.strip()])
+                                  llm_urls=[u for u in (args.llm_url or "").split(",") if u.strip()],
+                                  bank_url=args.bank_url)
         print(f"run folder: {config.out_dir}  (if stopped, finish it with: python -m evals.main_job "
               f"--resume {config.out_dir})", flush=True)
         if args.workers:
