@@ -31,6 +31,7 @@ from filelock import FileLock
 from memento.bank.schema import (
     CASE_FIELDS, INSERT_CASE, MIGRATIONS, SCHEMA, SCHEMA_VERSION, SELECT_CASE, blob_to_vector, case_to_row, filter_sql, row_to_case,
 )
+from memento.bank.integrity import abort, check_bank_files, storage_error
 from memento.bank.vector_index import IndexConfig, VectorIndex
 from memento.case import Case, utc_now, validate_case
 from memento.embedders import (DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, as_query_matrix, as_vector,
@@ -62,6 +63,7 @@ class CaseBank:
         self.path = Path(path)
         self.index_path = self.path.with_name(self.path.name + ".faiss")
         self._check_file(create)
+        check_bank_files(self.path, self.index_path)
         self._lock = threading.RLock()
         self._file_lock = FileLock(str(self.path) + ".lock", timeout=busy_timeout_s)
         conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None,
@@ -72,9 +74,9 @@ class CaseBank:
             self._configure(busy_timeout_s)
             self._init_meta(embedder, index)
             self._open_index()
-        except BaseException:
+        except BaseException as exc:
             conn.close()
-            raise
+            raise storage_error(self.path, exc)
 
     # ---------------------------------------------------------------- opening
 
@@ -219,9 +221,8 @@ class CaseBank:
             try:
                 yield self.db.conn
                 self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            except BaseException as exc:
+                raise abort(self.db.conn, self.path, exc)
 
     @contextmanager
     def _transaction(self) -> Iterator["_Changes"]:
@@ -239,9 +240,8 @@ class CaseBank:
                         + [(changes.generation, "add", v) for v in changes.adds])
                     self._set_meta(generation=changes.generation)
                 self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            except BaseException as exc:
+                raise abort(self.db.conn, self.path, exc)
             if changes.adds or changes.dels:
                 self._index.remove(changes.dels)
                 if changes.adds:
