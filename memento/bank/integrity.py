@@ -28,11 +28,14 @@ READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def check_bank_files(path: Path, index_path: Path) -> None:
-    """Refuse a bank file cut to zero bytes while its index file still holds vectors.
+    """Refuse a path that is not a regular file, and a bank file cut to zero bytes while its index file is not.
 
     SQLite reads an empty file as a new, empty database, so without this check a truncated bank
     would silently open as an empty one and its saved index would be thrown away.
     """
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise BankError(f"cannot open bank '{path}': it is not a regular file (a device, a pipe or a socket); "
+                        "give the path of a .db file")
     if path.is_file() and path.stat().st_size == 0 and index_path.is_file() and index_path.stat().st_size > 0:
         raise BankError(
             f"bank '{path}' is empty (0 bytes) but its index file '{index_path}' is not: the bank file was "

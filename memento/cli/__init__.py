@@ -42,6 +42,9 @@ class MementoGroup(TyperGroup):
             if failure is exc:
                 raise  # not a storage fault: a bug, shown as one
             fail(str(failure))
+        except UnicodeEncodeError as exc:  # an argument or file that is not UTF-8 reaches Python as lone surrogates
+            fail(f"{exc.object[max(0, exc.start - 20):exc.end + 20]!r} is not valid UTF-8 text ({exc.reason}); "
+                 "pass UTF-8 arguments and files")
         except OSError as exc:
             # The commands check the paths they are given; this catches what no check can see
             # coming (permissions, a full or read-only disk, a file removed meanwhile).
