@@ -24,7 +24,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from evals.bench_casebank import _DimOnly, build_bank, percentiles
+from evals.bench_casebank import build_bank, percentiles
 from evals.benchmarking import machine_info, save_and_print
 from memento.bank.vector_index import IndexConfig, VectorIndex, omp_threads
 

@@ -11,12 +11,16 @@ import sys
 from pathlib import Path
 
 from evals.config import EvalConfig, TaskSpec
-from evals.runner import run_eval
 from evals.episode import EpisodeOutcome
 from evals.records import ShownCase
+from evals.runner import run_eval
 from memento.case import Case
 from memento.policy import TaskState
-from tests.evals.fake_episodes import FakeAgentEpisodes, SlowScriptedLLM, gold_echo_handler
+from tests.evals.fake_episodes import (
+    FakeAgentEpisodes,
+    SlowScriptedLLM,
+    gold_echo_handler,
+)
 from tests.fakes import FakeHashEmbedder
 
 ARMS = ["none", "similarity", "neural"]

@@ -10,9 +10,9 @@ import pytest
 
 from evals.records import EpisodeLog
 from evals.runner import run_eval
+from tests.evals.conftest import fictional_config  # noqa: F401  (the fixture)
 from tests.evals.fake_episodes import SlowScriptedLLM, gold_echo_handler
 from tests.evals.test_runner_resume import AgentOrderEpisodes, policy_steps
-from tests.evals.conftest import fictional_config  # noqa: F401  (the fixture)
 from tests.fakes import FakeHashEmbedder
 
 pytestmark = pytest.mark.faults
@@ -26,7 +26,7 @@ EPISODIC_TWICE = pytest.mark.xfail(strict=True, reason=(
 
 @pytest.mark.parametrize(("arm", "dies_after"), [pytest.param("episodic", "record", marks=EPISODIC_TWICE),
                                                  ("neural", "record")])
-def test_an_episode_killed_after_its_record_is_not_recorded_again(fictional_config, arm, dies_after):
+def test_an_episode_killed_after_its_record_is_not_recorded_again(fictional_config, arm, dies_after):  # noqa: F811
     options = {"episodic": {"change_threshold": 0.0}} if arm == "episodic" else {}
     config = fictional_config(arms=[arm], concurrency=1, policy_options=options)
     traces: dict = {}
