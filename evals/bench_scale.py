@@ -66,7 +66,9 @@ def build(path: Path, n: int, dim: int, kind: str) -> tuple[CaseBank, VectorInde
                        "raw_faiss_add_s": raw_s, "index_save_s": save_s}
 
 
-def search(bank: CaseBank, raw: VectorIndex, queries: np.ndarray) -> dict:
+def search(bank: CaseBank, raw: VectorIndex, queries: np.ndarray, sequential: bool = False) -> dict:
+    if sequential:
+        return search_in_blocks(bank, raw, queries)
     for q in queries[:20]:  # warm up both
         bank.search(q, k=K)
         raw.index.search(q[None, :], K)
@@ -85,6 +87,32 @@ def search(bank: CaseBank, raw: VectorIndex, queries: np.ndarray) -> dict:
     bank_p, raw_p, index_p = percentiles(bank_times), percentiles(raw_times), percentiles(index_times)
     goal = 1.5 * raw_p["p50_ms"] + 0.5
     return {"memento": bank_p, "raw_faiss": raw_p, "memento_vector_index_only": index_p,
+            "ratio_p50": bank_p["p50_ms"] / raw_p["p50_ms"], "goal_p50_ms": goal,
+            "meets_goal": bank_p["p50_ms"] <= goal, "profile_top": profile(bank, queries)}
+
+
+def search_in_blocks(bank: CaseBank, raw: VectorIndex, queries: np.ndarray) -> dict:
+    """The same three timings, each in a loop of its own (two copies of a large index searched in turn evict
+    each other from the CPU caches, which the interleaved loop charges to whichever runs second)."""
+    def timed(call) -> dict:
+        for q in queries[:20]:
+            call(q)
+        times = []
+        for q in queries:
+            begin = time.perf_counter()
+            call(q)
+            times.append(time.perf_counter() - begin)
+        return percentiles(times)
+
+    def raw_search(q):
+        with omp_threads(raw.config.search_threads):
+            raw.index.search(q[None, :], K)
+
+    raw_p = timed(raw_search)
+    index_p = timed(lambda q: bank._index.search(q[None, :], K))
+    bank_p = timed(lambda q: bank.search(q, k=K))
+    goal = 1.5 * raw_p["p50_ms"] + 0.5
+    return {"memento": bank_p, "raw_faiss": raw_p, "memento_vector_index_only": index_p, "timing": "in blocks",
             "ratio_p50": bank_p["p50_ms"] / raw_p["p50_ms"], "goal_p50_ms": goal,
             "meets_goal": bank_p["p50_ms"] <= goal, "profile_top": profile(bank, queries)}
 
@@ -139,12 +167,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hnsw-max", type=int, default=100_000, help="Largest size to build an HNSW index for.")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw"], choices=["flat", "hnsw"])
+    parser.add_argument("--sequential", action="store_true",
+                        help="Time raw FAISS, the bank's index and bank.search each in its own loop, not interleaved.")
     parser.add_argument("--folder", type=Path, default=None, help="Where the banks go (default: a temporary folder).")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/scale.json"))
     parser.add_argument("--plot", type=Path, default=Path("docs/images/scale_costs.png"))
     args = parser.parse_args(argv)
     result: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "machine": machine_info(faiss=faiss.__version__),
+                    "machine": machine_info(faiss=faiss.__version__), "search_timing": "in blocks" if args.sequential
+                    else "interleaved",
                     "embedder": f"none: synthetic unit vectors (dim {args.dim}) passed to add_many(vectors=...)",
                     "k": K, "sizes": {}}
     started = time.perf_counter()
@@ -152,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
         for n in args.sizes:
             rng = np.random.default_rng(1)
             entry: dict = {}
-            for kind in ("flat", "hnsw"):
+            for kind in args.kinds:
                 if kind == "hnsw" and n > args.hnsw_max:
                     entry[kind] = {"skipped": f"HNSW build above {args.hnsw_max} cases does not fit this run's time"}
                     continue
@@ -161,7 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
                 bank, raw, timing = build(path, n, args.dim, kind)
                 queries = unit_rows(rng, args.queries, args.dim)
                 print(f"{n} cases, {kind}: searching...", flush=True)
-                entry[kind] = {**timing, "search": search(bank, raw, queries), "builder_rss_mb": rss_mb()}
+                entry[kind] = {**timing, "search": search(bank, raw, queries, args.sequential),
+                               "builder_rss_mb": rss_mb()}
                 if kind == "flat":
                     print(f"{n} cases: neural policy...", flush=True)
                     entry[kind]["policy"] = policy_costs(bank, queries)
