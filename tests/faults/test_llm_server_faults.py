@@ -68,14 +68,14 @@ def test_a_refused_connection_is_a_connection_error_after_bounded_tries(tmp_path
     llm = OpenAILLM(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", backoff_s=0.05, max_retries=3)
     error, elapsed = timed(lambda: ask(llm, "echo:hi"))
     assert isinstance(error, LLMConnectionError) and "check that the server is running" in str(error)
-    assert 0.05 + 0.1 + 0.2 <= elapsed < 3.0, "three backoffs, then give up"
+    assert 0.05 + 0.1 + 0.2 <= elapsed < 5.0, "three backoffs, then give up"
 
 
 def test_500s_are_retried_a_bounded_number_of_times(server):
     error, elapsed = timed(lambda: ask(server.llm(max_retries=3), "fail500"))
     assert isinstance(error, LLMResponseError) and error.status_code == 500
     assert len(server.lines("got")) == 4, "the first try and max_retries=3 retries, no more"
-    assert elapsed < 3.0
+    assert elapsed < 5.0  # bounded: far below the 60 s a stuck call would take
 
 
 def test_malformed_json_is_a_response_error_and_not_retried(server):
@@ -87,14 +87,14 @@ def test_malformed_json_is_a_response_error_and_not_retried(server):
 def test_a_hung_response_times_out_once_without_retrying(server):
     error, elapsed = timed(lambda: ask(server.llm(timeout_s=1.0), "hang-body"))
     assert isinstance(error, LLMTimeoutError) and "within 1.0 s" in str(error)
-    assert elapsed < 3.0 and len(server.lines("got")) == 1
+    assert elapsed < 5.0 and len(server.lines("got")) == 1
 
 
 def test_a_server_killed_mid_stream_is_a_connection_error(server):
     error, elapsed = timed(lambda: ask(server.llm(), "half"))
     assert isinstance(error, LLMConnectionError), error
     assert server.process.wait(timeout=5) == -9, "the server really died with half a body sent"
-    assert elapsed < 3.0
+    assert elapsed < 5.0  # bounded: far below the 60 s a stuck call would take
 
 
 def test_a_server_back_before_the_retries_run_out_answers(tmp_path):
@@ -151,11 +151,11 @@ def test_an_async_batch_across_a_server_death_keeps_every_completion(tmp_path):
 def test_an_answer_trickled_byte_by_byte_still_times_out_on_the_whole_answer(server):
     error, elapsed = timed(lambda: ask(server.llm(timeout_s=1.0), "trickle"))
     assert isinstance(error, LLMTimeoutError), error
-    assert elapsed < 2.5, f"timeout_s bounds the whole answer, not each read ({elapsed:.1f} s)"
+    assert elapsed < 5.0, f"timeout_s bounds the whole answer, not each read ({elapsed:.1f} s)"
 
 
 def test_an_async_answer_trickled_byte_by_byte_still_times_out_on_the_whole_answer(server):
     llm = server.llm(timeout_s=1.0)
     error, elapsed = timed(lambda: asyncio.run(llm.acomplete([{"role": "user", "content": "trickle"}])))
     assert isinstance(error, LLMTimeoutError), error
-    assert elapsed < 2.5, f"timeout_s bounds the whole answer, not each read ({elapsed:.1f} s)"
+    assert elapsed < 5.0, f"timeout_s bounds the whole answer, not each read ({elapsed:.1f} s)"
