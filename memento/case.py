@@ -8,6 +8,7 @@ reusable part of its trajectory with the task's values as variables (`memento.pr
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from dataclasses import dataclass, fields, replace
@@ -15,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from memento.errors import ValidationError
 from memento.procedure import Procedure
@@ -113,7 +114,8 @@ class Case(BaseModel):
     @classmethod
     def _id_is_usable(cls, value: str) -> str:
         if not value or not value.strip() or len(value) > 200:
-            raise ValueError(f"case id {value!r} must be 1 to 200 characters, not blank")
+            raise ValueError(f"case id {value!r:.80} ({len(value)} characters) must be 1 to 200 characters, not blank; "
+                             "leave it out for a generated one")
         return value
 
     def __init__(self, **data: Any):
@@ -139,6 +141,30 @@ class Case(BaseModel):
     @classmethod
     def _answer_within_limit(cls, value: str) -> str:
         return _within_limit(value, "answer")
+
+    @field_validator("id", "task", "answer")
+    @classmethod
+    def _valid_unicode(cls, value: str, info: ValidationInfo) -> str:
+        # SQLite stores UTF-8: a lone surrogate passed validation and then failed the insert itself.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"{info.field_name} is not valid Unicode text (a lone surrogate at position "
+                             f"{error.start}); decode the input with errors='replace'") from None
+        return value
+
+    @field_validator("plan", "metadata", "trajectory")
+    @classmethod
+    def _storable_as_json(cls, value: Any, info: ValidationInfo) -> Any:
+        # Stored as JSON text: NaN became 'NaN', which SQLite's json_extract calls malformed, so one such
+        # case broke every metadata filter on the bank; a lone surrogate failed the insert.
+        data = [step.model_dump(mode="json") for step in value] if info.field_name == "trajectory" else value
+        try:
+            json.dumps(data, ensure_ascii=False, allow_nan=False, default=str).encode("utf-8")
+        except ValueError as error:  # NaN or infinity, a circular reference, a lone surrogate
+            raise ValueError(f"{info.field_name} cannot be stored as JSON ({error}); use finite numbers "
+                             "(no NaN or infinity), no circular references and valid Unicode text") from None
+        return value
 
     @field_validator("reward", mode="before")
     @classmethod
@@ -187,10 +213,17 @@ def _within_limit(text: str, field: str) -> str:
 
 
 def namespace_key(namespace: tuple[str, ...] | list[str] | str) -> str:
-    """The namespace as stored in SQLite: labels joined by '/', which labels may not contain."""
-    if isinstance(namespace, str):
-        return namespace
-    return "/".join(namespace)
+    """The namespace as stored in SQLite: labels joined by '/', which labels may not contain.
+
+    Filters pass what the caller gave, so it is checked like a case's namespace: a wrong type or
+    label is a ValidationError, never a TypeError or a filter that silently matches nothing.
+    """
+    if isinstance(namespace, (str, tuple, list)) and not namespace:
+        return ""  # filter_sql refuses an empty prefix itself, with the words for a prefix
+    try:
+        return "/".join(check_namespace(namespace))
+    except ValueError as error:
+        raise ValidationError(f"{error}") from None
 
 
 def validate_case(data: Case | dict[str, Any], *, where: str = "") -> Case:

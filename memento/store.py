@@ -322,6 +322,9 @@ def _item(case: Case, *, search: bool = False, score: float | None = None) -> It
 
 
 def _json_value(put: PutOp) -> dict[str, Any]:
+    if not isinstance(put.value, dict):
+        raise ValidationError(f"the value for key {put.key!r} in {put.namespace} is a {type(put.value).__name__}, "
+                              f"not a dict; store items as dicts, e.g. {{'text': ...}}")
     value = dict(put.value)
     try:
         json.dumps(value, ensure_ascii=False, allow_nan=False)

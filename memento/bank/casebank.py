@@ -26,6 +26,7 @@ import numpy as np
 import sqlite_utils
 from filelock import FileLock
 
+from memento.bank.integrity import abort, check_bank_files, storage_error
 from memento.bank.interface import Bank, SearchHit
 from memento.bank.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from memento.bank.sqlite_cases import SQLiteCases
@@ -65,6 +66,7 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
         self.path = Path(path)
         self.index_path = self.path.with_name(self.path.name + ".faiss")
         self._check_file(create)
+        check_bank_files(self.path, self.index_path)
         self._lock = threading.RLock()
         self._file_lock = FileLock(str(self.path) + ".lock", timeout=busy_timeout_s)
         conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None,
@@ -75,9 +77,9 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
             self._configure(busy_timeout_s)
             self._init_meta(embedder, index)
             self._open_index()
-        except BaseException:
+        except BaseException as exc:
             conn.close()
-            raise
+            raise storage_error(self.path, exc)
 
     # ---------------------------------------------------------------- opening
 
@@ -138,9 +140,8 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
                         self.db.execute(statement)
                     self._set_meta(schema_version=version + 1)
                     self.db.execute("COMMIT")
-                except BaseException:
-                    self.db.execute("ROLLBACK")
-                    raise
+                except BaseException as exc:
+                    raise abort(self.db.conn, self.path, exc)
                 log.info("bank %s: schema migrated from version %d to %d", self.path, version, version + 1)
                 version += 1
 
@@ -180,9 +181,8 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
             try:
                 yield self.db.conn
                 self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            except BaseException as exc:
+                raise abort(self.db.conn, self.path, exc)
 
     def stats(self) -> dict[str, Any]:
         """Counts per namespace and dataset, the reward distribution and the index's health."""
@@ -233,9 +233,8 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
                 self._set_meta(embedder_name=embedder.name, dim=embedder.dim, generation=generation,
                                pruned_through=generation)
                 self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            except BaseException as exc:
+                raise abort(self.db.conn, self.path, exc)
             self._embedder, self.embedder_name, self.dim = embedder, embedder.name, embedder.dim
             self._rebuild(None)
 

@@ -148,7 +148,7 @@ class Bank(Protocol):
 
     def __len__(self) -> int: ...
 
-    def list_namespaces(self, *, prefix=None) -> list[tuple[str, ...]]:
+    def list_namespaces(self, *, prefix=None, where: dict | None = None, **filters: Any) -> list[tuple[str, ...]]:
         """Distinct namespaces, sorted."""
 
     def stats(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from memento.bank.integrity import abort
 from memento.bank.schema import blob_to_vector
 from memento.bank.vector_index import VectorIndex
 
@@ -56,9 +57,8 @@ class ChangeLogIndex:
                         + [(changes.generation, "add", v) for v in changes.adds])
                     self._set_meta(generation=changes.generation)
                 self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            except BaseException as exc:
+                raise abort(self.db.conn, self.path, exc)
             if changes.adds or changes.dels:
                 self._index.remove(changes.dels)
                 if changes.adds:

@@ -16,12 +16,15 @@ import logging
 import os
 import re
 import struct
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from memento.errors import BankError
 
 MAGIC = b"MEMENTO-FAISS\x00"
 FORMAT = 1
@@ -105,18 +108,28 @@ class VectorIndex:
         """Write atomically: FAISS's own file plus a trailer, fsync, rename, fsync the folder.
 
         The trailer (JSON, its length, MAGIC) sits after the index bytes, so loading is one
-        `faiss.read_index` of the file, with no copy through Python.
+        `faiss.read_index` of the file, with no copy through Python. It holds a CRC-32 of those
+        bytes: a file damaged in place (same length, other bytes) would otherwise load and return
+        wrong neighbours. A save that fails (a full disk) removes its temporary file and raises
+        BankError; the old file stays, and SQLite's change log still covers what it lacks.
         """
         temporary = temporary_path(path, os.getpid())
-        faiss.write_index(self.index, str(temporary))
-        body_length = temporary.stat().st_size
-        trailer = json.dumps({"format": FORMAT, "generation": generation, "kind": self.config.kind,
-                              "dim": self.dim, "body_bytes": body_length, "removed": sorted(self.removed)}).encode()
-        with open(temporary, "ab") as handle:
-            handle.write(trailer + struct.pack("<Q", len(trailer)) + MAGIC)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        try:
+            faiss.write_index(self.index, str(temporary))
+            body_length = temporary.stat().st_size
+            trailer = json.dumps({"format": FORMAT, "generation": generation, "kind": self.config.kind,
+                                  "dim": self.dim, "body_bytes": body_length, "crc32": _crc32(temporary, body_length),
+                                  "removed": sorted(self.removed)}).encode()
+            with open(temporary, "ab") as handle:
+                handle.write(trailer + struct.pack("<Q", len(trailer)) + MAGIC)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except (OSError, RuntimeError) as error:  # faiss reports a failed write as RuntimeError
+            temporary.unlink(missing_ok=True)
+            raise BankError(f"cannot save the index file '{path}' ({' '.join(str(error).split())[-200:]}); the "
+                            "cases are safe in SQLite and the index is rebuilt or replayed from it on the next "
+                            "open; free disk space (or make the folder writable) and close the bank again") from error
         directory = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
@@ -144,6 +157,8 @@ class VectorIndex:
             raise ValueError(f"index file format/kind {trailer.get('format')}/{trailer.get('kind')} does not match")
         if trailer["body_bytes"] != size - len(MAGIC) - 8 - trailer_length:
             raise ValueError("index file is truncated")
+        if "crc32" in trailer and _crc32(path, trailer["body_bytes"]) != trailer["crc32"]:  # files before the CRC have none
+            raise ValueError("index file is damaged (its CRC-32 does not match)")
         vector_index = cls(int(trailer["dim"]), config)
         vector_index.index = faiss.read_index(str(path))  # reads the index part, ignores the trailer
         if config.kind == "hnsw":
@@ -203,6 +218,16 @@ def omp_threads(n: int):
         yield
     finally:
         faiss.omp_set_num_threads(previous)
+
+
+def _crc32(path: Path, length: int) -> int:
+    """CRC-32 of the first `length` bytes of a file, read in chunks (an index can be gigabytes)."""
+    crc = 0
+    with open(path, "rb") as handle:
+        while length > 0 and (chunk := handle.read(min(length, 1 << 24))):
+            crc = zlib.crc32(chunk, crc)
+            length -= len(chunk)
+    return crc
 
 
 def _drop_removed(scores: np.ndarray, vids: np.ndarray, removed: set[int], k: int):

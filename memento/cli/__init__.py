@@ -11,6 +11,7 @@ Usage errors exit with 2.
     memento cases search "who founded Acme" --bank cases.db --table
 """
 
+import sqlite3
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,6 +19,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from memento.bank.integrity import storage_error
 from memento.cli import agent, banks, cases, cleanup, evals, policy, ui  # noqa: F401  (cleanup adds rm, dedup, prune to `cases`)
 from memento.cli.banks import is_url, open_bank
 from memento.cli.options import EmbedderName
@@ -35,6 +37,14 @@ class MementoGroup(TyperGroup):
             return super().invoke(ctx)
         except MementoError as exc:
             fail(str(exc))
+        except sqlite3.DatabaseError as exc:  # a storage fault met after the bank opened (a damaged page)
+            failure = storage_error(None, exc)
+            if failure is exc:
+                raise  # not a storage fault: a bug, shown as one
+            fail(str(failure))
+        except UnicodeEncodeError as exc:  # an argument or file that is not UTF-8 reaches Python as lone surrogates
+            fail(f"{exc.object[max(0, exc.start - 20):exc.end + 20]!r} is not valid UTF-8 text ({exc.reason}); "
+                 "pass UTF-8 arguments and files")
         except OSError as exc:
             # The commands check the paths they are given; this catches what no check can see
             # coming (permissions, a full or read-only disk, a file removed meanwhile).

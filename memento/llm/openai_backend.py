@@ -94,7 +94,7 @@ class OpenAILLM(LLM):
         body = self._body(request)
         for attempt in range(self.config.max_retries + 1):
             try:
-                response = self._client.post(f"{self.base_url}/chat/completions", json=body)
+                response = self._post(body)
             except httpx.HTTPError as error:
                 failure = self._transport_failure(error)
             else:
@@ -109,7 +109,7 @@ class OpenAILLM(LLM):
         client = self._async_http()
         for attempt in range(self.config.max_retries + 1):
             try:
-                response = await client.post(f"{self.base_url}/chat/completions", json=body)
+                response = await self._apost(client, body)
             except httpx.HTTPError as error:
                 failure = self._transport_failure(error)
             else:
@@ -118,6 +118,27 @@ class OpenAILLM(LLM):
                     return self._completion(response, body["model"])
             await asyncio.sleep(self._retry_delay(failure, attempt))
         raise AssertionError("unreachable: the last try raises")
+
+    # httpx's timeouts bound each phase and each read, not the whole answer: a server trickling a
+    # byte at a time never trips them (a 1 s timeout_s took 74 s). The body is read here in chunks
+    # against one deadline, so an answer ends within timeout_s plus at most one read's timeout.
+    def _post(self, body: dict[str, Any]) -> httpx.Response:
+        deadline = time.monotonic() + self.config.timeout_s
+        with self._client.stream("POST", f"{self.base_url}/chat/completions", json=body) as streamed:
+            chunks = []
+            for chunk in streamed.iter_bytes():
+                chunks.append(chunk)
+                _check_deadline(deadline, streamed)
+            return _whole(streamed, chunks)
+
+    async def _apost(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+        deadline = time.monotonic() + self.config.timeout_s
+        async with client.stream("POST", f"{self.base_url}/chat/completions", json=body) as streamed:
+            chunks = []
+            async for chunk in streamed.aiter_bytes():
+                chunks.append(chunk)
+                _check_deadline(deadline, streamed)
+            return _whole(streamed, chunks)
 
     # ---- request and response ----------------------------------------------------------------
     def _body(self, request: Request) -> dict[str, Any]:
@@ -224,6 +245,18 @@ class OpenAILLM(LLM):
             self._async_client = httpx.AsyncClient(headers=self._headers, timeout=self._timeout)
             self._async_client_loop = loop
         return self._async_client
+
+
+def _check_deadline(deadline: float, streamed: httpx.Response) -> None:
+    if time.monotonic() > deadline:
+        raise httpx.ReadTimeout("the whole answer took longer than timeout_s", request=streamed.request)
+
+
+def _whole(streamed: httpx.Response, chunks: list[bytes]) -> httpx.Response:
+    """A streamed response as an ordinary one holding its (already decoded) body."""
+    headers = [(k, v) for k, v in streamed.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(streamed.status_code, headers=headers, content=b"".join(chunks), request=streamed.request)
 
 
 def _seconds(retry_after: str | None) -> float:

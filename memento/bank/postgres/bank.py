@@ -276,9 +276,9 @@ class PostgresBank(PostgresPolicyTables, BankBase):
         with self._transaction() as conn:
             return int(conn.execute(f"SELECT count(*) FROM cases{clause}", params).fetchone()[0])
 
-    def list_namespaces(self, *, prefix=None) -> list[tuple[str, ...]]:
-        """Distinct namespaces, sorted; only those under `prefix` when given."""
-        clause, params = filter_sql(namespace_prefix=prefix)
+    def list_namespaces(self, *, prefix=None, where: dict | None = None, **filters: Any) -> list[tuple[str, ...]]:
+        """Distinct namespaces of the cases matching the filters (as iter_cases), sorted; under `prefix` when given."""
+        clause, params = filter_sql(namespace_prefix=prefix, where=where, **filters)
         with self._transaction() as conn:
             rows = conn.execute(f"SELECT DISTINCT namespace FROM cases{clause} ORDER BY namespace", params).fetchall()
         return [tuple(r[0].split("/")) for r in rows]
