@@ -18,7 +18,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from memento.cli import agent, cases, cleanup, evals, policy  # noqa: F401  (cleanup adds rm, dedup, prune to `cases`)
+from memento.cli import agent, cases, cleanup, distill, evals, policy  # noqa: F401  (cleanup adds rm, dedup, prune to `cases`)
 from memento.cli.banks import open_bank
 from memento.cli.options import EmbedderName
 from memento.cli.output import output_options
@@ -74,6 +74,7 @@ app.add_typer(cases.app, name="cases")
 app.add_typer(policy.app, name="policy")
 app.command(short_help="Run the agent once on a question and show the cases it used.")(agent.ask)
 app.add_typer(evals.app, name="eval")
+app.add_typer(distill.app, name="distill")
 
 
 def main() -> None:
