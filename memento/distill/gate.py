@@ -70,12 +70,18 @@ def ci_worse(name: str, reference: float, candidate: Score) -> bool:
 def run_gate(model: Any, tokenizer: Any, *, heldout: Sequence[Example], rule: GateRule | None = None,
              general_text: Sequence[str] = PROBE_PASSAGES, general_qa: Sequence[GeneralQuestion] = GENERAL_QA,
              previous: tuple[str, Sequence[Example]] | None = None, candidate: str = "candidate",
-             generate: bool = True) -> dict[str, Any]:
-    """Measure base and candidate (and the previous adapter on its own cases) and apply the rule."""
+             generate: bool = True, base_scores: dict[str, Score] | None = None) -> dict[str, Any]:
+    """Measure base and candidate (and the previous adapter on its own cases) and apply the rule.
+
+    `base_scores` (the base's `probe` on the same items) saves measuring the base again when
+    several candidates are gated against one base.
+    """
     rule = rule or GateRule()
     kwargs = {"heldout": heldout, "general_text": general_text, "general_qa": general_qa, "generate": generate}
-    with adapter_off(model):
-        base = probe(model, tokenizer, **kwargs)
+    if base_scores is None:
+        with adapter_off(model):
+            base_scores = probe(model, tokenizer, **kwargs)
+    base = base_scores
     model.set_adapter(candidate)
     cand = probe(model, tokenizer, **kwargs)
     reference = dict(base)

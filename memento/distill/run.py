@@ -140,3 +140,10 @@ def _ensure(path: Path) -> Path:
 
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
+
+
+def config_from_dict(values: dict[str, Any]) -> DistillConfig:
+    """A DistillConfig from `asdict(config)` (as the schedule hands it to its background process)."""
+    values = dict(values)
+    return DistillConfig(selection=SelectionConfig(**values.pop("selection", {})),
+                         train=TrainConfig(**values.pop("train", {})), gate=GateRule(**values.pop("gate", {})), **values)
