@@ -23,16 +23,22 @@ import os
 import shutil
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from evals.benchmarking import machine_info, save_and_print
 from memento.bank import CaseBank
-from memento.distill import GateRule, GeneralSet, SelectionConfig, TrainConfig, select_examples
+from memento.distill import (
+    GateRule,
+    GeneralSet,
+    SelectionConfig,
+    TrainConfig,
+    select_examples,
+)
 from memento.distill.gate import run_gate
 from memento.distill.model import load_base
-from memento.distill.probe import adapter_off, probe
+from memento.distill.probe import probe
 from memento.distill.run import save_adapter
 from memento.distill.train import lora_model, train_adapter
 
@@ -45,8 +51,8 @@ VARIANTS: dict[str, dict[str, float]] = {
     "none": {"replay_ratio": 0.0, "kl_weight": 0.0, "interpolation": 0.0},
     "replay": {"replay_ratio": 0.25, "kl_weight": 0.0, "interpolation": 0.0},
     "replay+kl": {"replay_ratio": 0.25, "kl_weight": 0.5, "interpolation": 0.0},
-    "ema": {"replay_ratio": 0.0, "kl_weight": 0.0, "interpolation": 0.9},
-    "replay+kl+ema": {"replay_ratio": 0.25, "kl_weight": 0.5, "interpolation": 0.9},
+    "replay+kl+ema": {"replay_ratio": 0.25, "kl_weight": 0.5, "interpolation": 0.5},
+    "ema": {"replay_ratio": 0.0, "kl_weight": 0.0, "interpolation": 0.5},
 }
 """Anti-forgetting options of each variant; everything else is the same."""
 
@@ -73,13 +79,17 @@ def copy_bank(bank: Path, into: Path) -> Path:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bank", type=Path, default=MAIN_JOB_BANK, help="a run's bank.db (copied, never written)")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from " + ", ".join(VARIANTS))
-    parser.add_argument("--general-passages", type=int, default=40, help="replay passages and probe passages each")
-    parser.add_argument("--train-sample", type=int, default=16, help="trained cases probed for recall")
+    parser.add_argument("--max-length", type=int, default=64, help="tokens per training row (replay text is cut to it)")
+    parser.add_argument("--variants", default="none,replay,replay+kl,replay+kl+ema", help="comma-separated, from " + ", ".join(VARIANTS))
+    parser.add_argument("--general-passages", type=int, default=12, help="replay passages and probe passages each")
+    parser.add_argument("--train-sample", type=int, default=8, help="trained cases probed for recall")
     parser.add_argument("--corpus", type=Path, default=SHARED_CORPUS)
+    parser.add_argument("--context", default="none", help="prompt context of the examples: none, procedure, cases")
+    parser.add_argument("--generate", action="store_true",
+                        help="also score greedy replies (EM, general QA accuracy): a forward pass per token, slow on a CPU")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/distill_check/result.json"))
     args = parser.parse_args(argv)
@@ -88,17 +98,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     workdir = Path(tempfile.mkdtemp(prefix="memento-distill-check-"))
     bank = CaseBank(copy_bank(args.bank, workdir), create=False)
-    data = select_examples(bank, SelectionConfig(seed=args.seed))
+    data = select_examples(bank, SelectionConfig(seed=args.seed, context=args.context))
     general = general_set(args.corpus, args.general_passages)
     sample = data.train[:args.train_sample]
     base, tokenizer = load_base(device="auto")
-    measured = {"heldout": data.heldout, "general_text": general.probe_text, "general_qa": general.probe_qa}
+    measured = {"heldout": data.heldout, "general_text": general.probe_text, "general_qa": general.probe_qa,
+                "generate": args.generate}
     started = time.perf_counter()
     base_scores = probe(base, tokenizer, **measured)
-    base_train = probe(base, tokenizer, heldout=sample, prefix="train")
+    base_train = probe(base, tokenizer, heldout=sample, prefix="train", generate=args.generate)
     base_probe_s = time.perf_counter() - started
     result: dict[str, Any] = {
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "machine": machine_info(),
         "config": {**vars(args), "bank": str(args.bank), "corpus": str(args.corpus), "out": str(args.out)},
         "data": {k: v for k, v in data.provenance.items() if not k.endswith("_case_ids")} | {
@@ -108,14 +119,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "variants": {},
     }
     for name in args.variants.split(","):
-        config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed, **VARIANTS[name])
+        config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
+                             seed=args.seed, **VARIANTS[name])
         model = lora_model(load_base(device="auto")[0], config)
+        began = time.perf_counter()
         trained = train_adapter(model, tokenizer, data.train, config, replay_texts=general.replay)
         gate = run_gate(model, tokenizer, rule=GateRule(), base_scores=base_scores, **measured)
-        recall = probe(model, tokenizer, heldout=sample, prefix="train")
+        recall = probe(model, tokenizer, heldout=sample, prefix="train", generate=args.generate)
         size = sum(p.stat().st_size for p in save_adapter(model, workdir / f"adapter-{name}").iterdir())
         result["variants"][name] = {
             "options": VARIANTS[name], "seconds_per_step": trained.seconds_per_step,
+            "seconds_total": time.perf_counter() - began,
             "final_losses": trained.losses[-1], "adapter_bytes": size, "gate_passed": gate["passed"],
             "gate_failed": gate["failed"], "gate_checks": [c["why"] for c in gate["checks"]],
             "scores": {**gate["scores"]["candidate"], **{k: v.to_dict() for k, v in recall.items()}},
@@ -126,33 +140,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
+COLUMNS = [("heldout_logprob", "held-out logprob/token", 2, False), ("heldout_em", "held-out EM %", 1, False),
+           ("train_logprob", "trained logprob/token", 2, False), ("train_em", "trained EM %", 1, False),
+           ("general_ppl", "general ppl [95% CI]", 1, True), ("general_qa_logprob", "general QA logprob [95% CI]", 2, True),
+           ("general_qa_accuracy", "general QA % [95% CI]", 1, True)]
+
+
 def table(result: dict[str, Any]) -> str:
-    """The before/after table in Markdown."""
-    def cell(scores: dict, key: str, digits: int = 2, ci: bool = False) -> str:
+    """The before/after table in Markdown; a score not measured (no --generate) is left out."""
+    rows = {"base": result["base"], **{f"+{n}": v["scores"] for n, v in result["variants"].items()}}
+    columns = [c for c in COLUMNS if c[0] in result["base"]]
+
+    def cell(scores: dict, key: str, digits: int, ci: bool) -> str:
         score = scores[key]
         text = f"{score['mean']:.{digits}f}"
         return text + (f" [{score['ci95'][0]:.{digits}f}, {score['ci95'][1]:.{digits}f}]" if ci else "")
 
-    base = result["base"]
     plain = result["variants"].get("none", {}).get("seconds_per_step")
-    lines = ["| model | held-out logprob/token | held-out EM % | trained logprob/token | trained EM % | "
-             "general ppl [95% CI] | general QA % [95% CI] | gate | s/step (ratio to none) | adapter bytes |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
-             f"| base | {cell(base, 'heldout_logprob')} | {cell(base, 'heldout_em', 1)} | {cell(base, 'train_logprob')} | "
-             f"{cell(base, 'train_em', 1)} | {cell(base, 'general_ppl', 1, True)} | {cell(base, 'general_qa_accuracy', 1, True)} "
-             f"| - | - | - |"]
-    for name, v in result["variants"].items():
-        s = v["scores"]
-        ratio = f" ({v['seconds_per_step'] / plain:.2f})" if plain else ""
-        gate = "pass" if v["gate_passed"] else "fail: " + ", ".join(v["gate_failed"])
-        lines.append(f"| +{name} | {cell(s, 'heldout_logprob')} | {cell(s, 'heldout_em', 1)} | {cell(s, 'train_logprob')} | "
-                     f"{cell(s, 'train_em', 1)} | {cell(s, 'general_ppl', 1, True)} | {cell(s, 'general_qa_accuracy', 1, True)} "
-                     f"| {gate} | {v['seconds_per_step']:.2f}{ratio} | {v['adapter_bytes']:,} |")
-    data = result["data"]
-    lines.append(f"\n{data['train']} training and {data['heldout']} held-out cases from {result['config']['bank']} "
-                 f"(generation {data['bank_generation']}, {data['near_duplicates_dropped']} near-duplicates dropped, "
-                 f"data hash {data['data_hash'][:12]}); {result['config']['steps']} steps, lr {result['config']['lr']}, "
-                 f"batch {result['config']['batch_size']}; general text: {data['general_text']}.")
+    lines = ["| model | " + " | ".join(c[1] for c in columns) + " | gate | s/step (ratio to none) | adapter bytes |",
+             "|---|" + "---:|" * len(columns) + "---|---:|---:|"]
+    for name, scores in rows.items():
+        variant = result["variants"].get(name[1:], {})
+        if variant:
+            ratio = f" ({variant['seconds_per_step'] / plain:.2f})" if plain else ""
+            tail = [("pass" if variant["gate_passed"] else "fail: " + ", ".join(variant["gate_failed"])),
+                    f"{variant['seconds_per_step']:.1f}{ratio}", f"{variant['adapter_bytes']:,}"]
+        else:
+            tail = ["-", "-", "-"]
+        lines.append(f"| {name} | " + " | ".join(cell(scores, *c[0:1], *c[2:]) for c in columns) + " | " + " | ".join(tail) + " |")
+    data, config = result["data"], result["config"]
+    lines.append(f"\n{data['train']} training and {data['heldout']} held-out cases from {config['bank']} "
+                 f"(bank generation {data['bank_generation']}, {data['near_duplicates_dropped']} near-duplicates dropped, "
+                 f"data hash {data['data_hash'][:12]}); {config['steps']} steps, lr {config['lr']}, batch "
+                 f"{config['batch_size']}, max_length {config['max_length']}; general text: {data['general_text']}.")
     return "\n".join(lines)
 
 

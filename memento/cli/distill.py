@@ -5,7 +5,7 @@ Every command is one call on `memento.distill`: `run` is `distill()`, the others
 """
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -50,11 +50,11 @@ def run(bank_path: BankPath, embedder: EmbedderName = None,
         min_reward: Annotated[float, typer.Option(help="Distil only cases with at least this reward.")] = 1.0,
         heldout_fraction: Annotated[float, typer.Option(help="Share of the chosen cases kept for the gate.")] = 0.2,
         context: Annotated[str, typer.Option(help="Prompt context: none, procedure or cases.")] = "procedure",
-        policy: Annotated[Optional[Path], typer.Option(help="A policy checkpoint whose usefulness filters the cases.")] = None,
-        min_usefulness: Annotated[Optional[float], typer.Option(help="With --policy: keep cases rated at least this.")] = None,
+        policy: Annotated[Path | None, typer.Option(help="A policy checkpoint whose usefulness filters the cases.")] = None,
+        min_usefulness: Annotated[float | None, typer.Option(help="With --policy: keep cases rated at least this.")] = None,
         max_drop_points: Annotated[float, typer.Option(help="Gate: most points a guarded score may lose.")] = 2.0,
         promote: Annotated[bool, typer.Option(help="Promote the adapter when its gate passes.")] = True,
-        model: Annotated[Optional[str], typer.Option(help="Base model folder (default: the packaged SmolLM2).")] = None,
+        model: Annotated[str | None, typer.Option(help="Base model folder (default: the packaged SmolLM2).")] = None,
         device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu or cuda.")] = "auto",
         seed: Annotated[int, typer.Option(help="Seed of the split, the adapter and the batches.")] = 0,
         ) -> dict[str, Any]:
@@ -65,7 +65,13 @@ def run(bank_path: BankPath, embedder: EmbedderName = None,
     (held-out cases must improve; the general probe and the previous adapter's cases must not
     drop), and store it as the next version. A passed gate promotes it; a failed one never does.
     """
-    from memento.distill import DistillConfig, GateRule, SelectionConfig, TrainConfig, distill
+    from memento.distill import (
+        DistillConfig,
+        GateRule,
+        SelectionConfig,
+        TrainConfig,
+        distill,
+    )
 
     config = DistillConfig(
         selection=SelectionConfig(min_reward=min_reward, heldout_fraction=heldout_fraction, context=context,  # type: ignore[arg-type]

@@ -13,7 +13,12 @@ rollback), `run` (all of it), `schedule` (every N new successes, in the backgrou
 from memento.distill.gate import GateRule
 from memento.distill.registry import AdapterRegistry, AdapterVersion
 from memento.distill.run import DistillConfig, GeneralSet, distill
-from memento.distill.selection import DistillData, Example, SelectionConfig, select_examples
+from memento.distill.selection import (
+           DistillData,
+           Example,
+           SelectionConfig,
+           select_examples,
+)
 from memento.distill.train import TrainConfig
 
 __all__ = ["AdapterRegistry", "AdapterVersion", "DistillConfig", "DistillData", "Example", "GateRule", "GeneralSet",

@@ -17,8 +17,9 @@ one threshold reads the same on all of them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from memento.distill.general_text import GENERAL_QA, PROBE_PASSAGES, GeneralQuestion
 from memento.distill.probe import Score, adapter_off, probe
@@ -41,7 +42,7 @@ class GateRule:
     """The held-out score that must improve: heldout_logprob, heldout_em or heldout_f1."""
     min_gain: float = 0.0
     """It must improve by more than this (nats per token for log-probability, points for EM/F1)."""
-    guarded: tuple[str, ...] = ("general_ppl", "general_qa_accuracy", "previous_heldout_logprob")
+    guarded: tuple[str, ...] = ("general_ppl", "general_qa_accuracy", "general_qa_logprob", "previous_heldout_logprob")
     """Scores that must not drop; those not measured (no previous adapter) are skipped."""
 
     def __post_init__(self) -> None:

@@ -7,12 +7,13 @@ chosen once: "auto" is CUDA when torch sees a GPU, else the CPU, so the same cod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from memento.errors import MissingExtraError, missing_extra
 from memento.distill.selection import Example
+from memento.errors import MissingExtraError, missing_extra
 
 IGNORE = -100
 """Label of a token the loss skips (the prompt, the padding): PyTorch cross-entropy's ignore_index."""

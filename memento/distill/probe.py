@@ -8,20 +8,31 @@ percentile bootstrap over those items:
 - `*_logprob`: mean log-probability per token of the gold reply given the prompt (teacher forced);
 - `*_em`, `*_f1`: the greedy reply's final answer against the gold one (`memento.judge.em_f1`), in %;
 - `general_ppl`: perplexity of held-out general text (exp of the mean per-passage token NLL);
+- `general_qa_logprob`: the known answer's log-probability per token, given the general question;
 - `general_qa_accuracy`: % of general questions whose greedy reply contains a known answer.
+Generation is the costly part on a CPU (a greedy reply costs a forward pass per token), so
+`generate=False` measures the teacher-forced scores only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from memento.distill.general_text import GeneralQuestion
-from memento.distill.model import IGNORE, collate, example_tokens, import_training, pad_id, text_tokens
+from memento.distill.model import (
+    IGNORE,
+    collate,
+    example_tokens,
+    import_training,
+    pad_id,
+    text_tokens,
+)
 from memento.distill.selection import Example, answer_of
 from memento.judge import em_f1, normalize_answer
 
@@ -55,7 +66,7 @@ def score_of(values: Sequence[float], *, transform: Callable[[float], float] = l
 
 def probe(model: Any, tokenizer: Any, *, heldout: Sequence[Example] = (), general_text: Sequence[str] = (),
           general_qa: Sequence[GeneralQuestion] = (), generate: bool = True, prefix: str = "heldout",
-          max_new_tokens: int = 24, batch_size: int = 8) -> dict[str, Score]:
+          max_new_tokens: int = 16, batch_size: int = 8) -> dict[str, Score]:
     """Every score the gate reads, for the model as it is now (adapter on or off is the caller's choice)."""
     scores: dict[str, Score] = {}
     if heldout:
@@ -68,8 +79,12 @@ def probe(model: Any, tokenizer: Any, *, heldout: Sequence[Example] = (), genera
     if general_text:
         nll = passage_nll(model, tokenizer, general_text, batch_size=batch_size)
         scores["general_ppl"] = score_of(nll, transform=math.exp)
+    if general_qa:
+        asked = [Example(case_id=f"general-{i}", messages=(("user", QA_PROMPT.format(question=q.question)),),
+                         completion=q.answers[0], answer=q.answers[0]) for i, q in enumerate(general_qa)]
+        scores["general_qa_logprob"] = score_of(reply_logprobs(model, tokenizer, asked, batch_size=batch_size))
     if general_qa and generate:
-        prompts = [[{"role": "user", "content": QA_PROMPT.format(question=q.question)}] for q in general_qa]
+        prompts = [e.chat() for e in asked]
         replies = greedy_replies(model, tokenizer, prompts, 16, batch_size)
         scores["general_qa_accuracy"] = score_of([100.0 * contains_answer(r, q.answers) for r, q in zip(replies, general_qa)])
     return scores

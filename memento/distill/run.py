@@ -14,15 +14,26 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from memento.distill.gate import GateRule, run_gate
-from memento.distill.general_text import GENERAL_QA, PROBE_PASSAGES, REPLAY_PASSAGES, GeneralQuestion
+from memento.distill.general_text import (
+    GENERAL_QA,
+    PROBE_PASSAGES,
+    REPLAY_PASSAGES,
+    GeneralQuestion,
+)
 from memento.distill.model import base_model_folder, load_base
 from memento.distill.registry import AdapterRegistry
-from memento.distill.selection import DistillData, SelectionConfig, Usefulness, select_examples
+from memento.distill.selection import (
+    DistillData,
+    SelectionConfig,
+    Usefulness,
+    select_examples,
+)
 from memento.distill.train import ADAPTER_NAME, TrainConfig, lora_model, train_adapter
 from memento.errors import ValidationError
 

@@ -80,13 +80,12 @@ class DistillSchedule:
         report = self.work_dir / f"run-{number:03d}.report.json"
         request.write_text(json.dumps({"bank": str(self.bank_path), "config": asdict(self.config),
                                        "report": str(report)}, default=str), encoding="utf-8")
-        log = open(self.work_dir / f"run-{number:03d}.log", "w", encoding="utf-8")
         env = dict(os.environ)
         # The child imports the same memento as this process, wherever it was imported from.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(memento.__file__).parents[1]), env.get("PYTHONPATH")]))
-        self._process = subprocess.Popen([sys.executable, "-m", "memento.distill.worker", str(request)],
-                                         stdout=log, stderr=subprocess.STDOUT, env=env)
-        log.close()
+        with open(self.work_dir / f"run-{number:03d}.log", "w", encoding="utf-8") as log:  # the child keeps its own copy
+            self._process = subprocess.Popen([sys.executable, "-m", "memento.distill.worker", str(request)],
+                                             stdout=log, stderr=subprocess.STDOUT, env=env)
         self.last_count = count
         self.runs.append({"run": number, "started_at": time.time(), "successes": count, "report_path": str(report),
                           "status": "running"})

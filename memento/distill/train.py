@@ -20,11 +20,20 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from memento.distill.model import IGNORE, collate, example_tokens, import_training, pad_id, resolve_device, text_tokens
+from memento.distill.model import (
+    IGNORE,
+    collate,
+    example_tokens,
+    import_training,
+    pad_id,
+    resolve_device,
+    text_tokens,
+)
 from memento.distill.selection import Example
 from memento.errors import ValidationError
 

@@ -2,7 +2,12 @@
 
 import math
 
-from memento.distill.gate import GateRule, _guard_check, _improvement_check, ci_worse, drop_points
+from memento.distill.gate import (
+    GateRule,
+    _guard_check,
+    _improvement_check,
+    drop_points,
+)
 from memento.distill.probe import score_of
 
 

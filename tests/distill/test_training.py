@@ -13,7 +13,8 @@ from memento.distill.train import lora_model, train_adapter
 
 pytestmark = pytest.mark.slow
 
-TINY = dict(r=8, alpha=16, dropout=0.0, batch_size=4, max_length=96, device="cpu", replay_ratio=0.0, kl_weight=0.0)
+TINY = {"r": 8, "alpha": 16, "dropout": 0.0, "batch_size": 4, "max_length": 96, "device": "cpu", "replay_ratio": 0.0,
+        "kl_weight": 0.0}
 
 
 def test_a_tiny_adapter_answers_its_cases_better(fact_bank, smol):
@@ -50,7 +51,7 @@ def test_a_resumed_run_ends_where_an_unbroken_one_does(fact_bank, smol, tmp_path
 
     base, tokenizer = smol
     examples = select_examples(fact_bank, SelectionConfig(heldout_fraction=0.0, context="none")).train[:3]
-    options = dict(TINY, batch_size=2, replay_ratio=0.5, kl_weight=0.5, interpolation=0.5, max_length=48)
+    options = {**TINY, "batch_size": 2, "replay_ratio": 0.5, "kl_weight": 0.5, "interpolation": 0.5, "max_length": 48}
     straight = lora_model(base, TrainConfig(steps=4, lr=3e-3, **options))
     train_adapter(straight, tokenizer, examples, TrainConfig(steps=4, lr=3e-3, **options),
                   replay_texts=REPLAY_PASSAGES, progress=False)
