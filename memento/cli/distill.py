@@ -54,6 +54,8 @@ def run(bank_path: BankPath, embedder: EmbedderName = None,
         min_usefulness: Annotated[float | None, typer.Option(help="With --policy: keep cases rated at least this.")] = None,
         max_drop_points: Annotated[float, typer.Option(help="Gate: most points a guarded score may lose.")] = 2.0,
         promote: Annotated[bool, typer.Option(help="Promote the adapter when its gate passes.")] = True,
+        generate: Annotated[bool, typer.Option(
+            help="Gate on greedy replies too (EM, general QA accuracy); --no-generate is several times faster on a CPU.")] = True,
         model: Annotated[str | None, typer.Option(help="Base model folder (default: the packaged SmolLM2).")] = None,
         device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu or cuda.")] = "auto",
         seed: Annotated[int, typer.Option(help="Seed of the split, the adapter and the batches.")] = 0,
@@ -78,7 +80,7 @@ def run(bank_path: BankPath, embedder: EmbedderName = None,
                                   min_usefulness=min_usefulness, seed=seed),
         train=TrainConfig(steps=steps, lr=lr, r=r, alpha=2 * r, batch_size=batch_size, replay_ratio=replay_ratio,
                           kl_weight=kl_weight, interpolation=interpolation, device=device, seed=seed),
-        gate=GateRule(max_drop_points=max_drop_points), model=model, promote=promote)
+        gate=GateRule(max_drop_points=max_drop_points), model=model, promote=promote, generate=generate)
     with open_bank(bank_path, embedder) as bank:
         usefulness = None
         if policy is not None:
