@@ -3,8 +3,16 @@ checked against forgetting the first one's held-out cases."""
 
 import pytest
 
-from memento.distill import AdapterRegistry, DistillConfig, GateRule, GeneralSet, SelectionConfig, TrainConfig, distill
+from memento.distill import (
+    AdapterRegistry,
+    DistillConfig,
+    GateRule,
+    GeneralSet,
+    SelectionConfig,
+    TrainConfig,
+)
 from memento.distill.general_text import GENERAL_QA, PROBE_PASSAGES, REPLAY_PASSAGES
+from memento.distill.run import distill
 
 pytestmark = pytest.mark.slow
 
