@@ -79,6 +79,17 @@ class JudgeSpec(LLMSpec):
     """Cap on the judge's reply."""
 
 
+class DistillSpec(BaseModel):
+    """Distil each memory arm's bank into a LoRA adapter in the background, every N new successes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every: int = 50
+    """New successful cases in an arm's bank between two distillations."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """`memento.distill.DistillConfig` fields, e.g. {"train": {"steps": 40}, "gate": {"max_drop_points": 2}}."""
+
+
 class EvalConfig(BaseModel):
     """Everything that defines an eval run; its results-relevant part is hashed into the manifest."""
 
@@ -124,6 +135,8 @@ class EvalConfig(BaseModel):
     """Episodes in flight at once (the embedded backend serialises its own calls; a server batches)."""
     store_trace: bool = True
     """Keep each episode's trace (plans, tool calls) in episodes.jsonl."""
+    distill: DistillSpec | None = None
+    """Distil the memory arms' banks as the run goes (memento.distill.schedule); None: never."""
     bank_url: str | None = None
     """A postgresql:// URL to keep the arms' banks in (arm A in schema `<the URL's schema>_<A>`,
     default schema `memento`); None: a SQLite file per arm in the run folder. No password in it
@@ -167,7 +180,11 @@ class EvalConfig(BaseModel):
 
     def run_identity(self) -> dict[str, Any]:
         """The settings that decide the results (not where they go or how fast they are made)."""
-        return self.model_dump(mode="json", exclude={"out_dir", "concurrency"})
+        # Without distillation or a bank URL the fingerprint is what it was before those fields existed,
+        # so older runs resume.
+        unhashed = ({"out_dir", "concurrency"} | ({"distill"} if self.distill is None else set())
+                    | ({"bank_url"} if self.bank_url is None else set()))
+        return self.model_dump(mode="json", exclude=unhashed)
 
     def fingerprint(self) -> str:
         """A short hash of `run_identity`, so a resumed run can check it is the same run."""

@@ -45,6 +45,8 @@ from memento.policy import TaskState
 EPISODES_FILE = "episodes.jsonl"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
+DISTILL_FILE = "distillations.json"
+"""Each memory arm's background distillations: when, at how many successes, the gate's before/after."""
 
 
 @dataclass(frozen=True)
@@ -87,14 +89,18 @@ async def arun_eval(config: EvalConfig, *, progress: bool = True, episodes: Epis
         judge = build_judge(config, llm)
     log = EpisodeLog(run_dir / EPISODES_FILE)
     arms = {name: open_arm(name, config, run_dir, embedder) for name in config.arms}
+    schedules = distill_schedules(config, arms)
     try:
         write_manifest(run_dir, config, llm=llm, judge=judge, arms=arms, corpus=corpus,
                        task_counts={f"{p.phase} pass {p.iteration}": len(p.tasks) for p in passes},
                        test_tasks_with_train_text=same_text_overlap(passes),
                        resumed_episodes=sum(log.done(r.key) for r in log.records))
         for one_pass in passes:
-            await run_pass(one_pass, config, arms, episodes, log, judge, progress=progress)
+            await run_pass(one_pass, config, arms, episodes, log, judge, progress=progress, schedules=schedules)
     finally:
+        if schedules:
+            runs = {name: schedule.close() for name, schedule in schedules.items()}
+            (run_dir / DISTILL_FILE).write_text(json.dumps(runs, indent=2, default=str), encoding="utf-8")
         episodes.close()
         for arm in arms.values():
             arm.close()
@@ -263,8 +269,21 @@ def open_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Embedder | 
 # --- running --------------------------------------------------------------------------------
 
 
+def distill_schedules(config: EvalConfig, arms: dict[str, ArmMemory]) -> dict[str, Any]:
+    """A background distillation schedule per memory arm when `config.distill` asks for one."""
+    if config.distill is None:
+        return {}
+    from memento.distill.run import config_from_dict
+    from memento.distill.schedule import DistillSchedule
+
+    options = config_from_dict(config.distill.options)
+    return {name: DistillSchedule(arm.bank.path, options, every=config.distill.every,
+                                  start_count=arm.bank.count(min_reward=options.selection.min_reward))
+            for name, arm in arms.items() if arm.has_memory}
+
+
 async def run_pass(one_pass: Pass, config: EvalConfig, arms: dict[str, ArmMemory], episodes: EpisodeRunner,
-                   log: EpisodeLog, judge: Any, *, progress: bool) -> None:
+                   log: EpisodeLog, judge: Any, *, progress: bool, schedules: dict[str, Any] | None = None) -> None:
     """Run the episodes of one pass not yet done (never run, or errored), up to `config.concurrency` at once."""
     jobs = [(arm, task, attempt)
             for task in one_pass.tasks for attempt in range(config.attempts) for arm in arms.values()
@@ -281,6 +300,8 @@ async def run_pass(one_pass: Pass, config: EvalConfig, arms: dict[str, ArmMemory
             record = await run_episode(one_pass, arm, task, attempt, config, episodes, judge)
         if log.append(record) and record.learned:
             arm.save_policy()
+            if schedules and arm.name in schedules:
+                schedules[arm.name].poll(arm.bank)  # starts a background distillation when due; never waits
         bar.update(1)
         bar.set_postfix(_running_em(log, one_pass), refresh=False)
 

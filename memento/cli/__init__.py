@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from memento.bank.integrity import storage_error
-from memento.cli import agent, banks, cases, cleanup, evals, policy, ui  # noqa: F401  (cleanup adds rm, dedup, prune to `cases`)
+from memento.cli import agent, banks, cases, cleanup, distill, evals, policy, ui  # noqa: F401  (cleanup adds rm, dedup, prune to `cases`)
 from memento.cli.banks import is_url, open_bank
 from memento.cli.options import EmbedderName
 from memento.cli.output import output_options
@@ -92,6 +92,7 @@ app.add_typer(policy.app, name="policy")
 app.command(short_help="Run the agent once on a question and show the cases it used.")(agent.ask)
 app.add_typer(evals.app, name="eval")
 app.command(short_help="Serve a web inspector of the bank and the eval runs.")(ui.ui)
+app.add_typer(distill.app, name="distill")
 
 
 def main() -> None:

@@ -73,6 +73,9 @@ class TransformersConfig:
     """Sampling seed, set before each sampled call so runs repeat."""
     n_threads: int | None = None
     """torch CPU threads; None leaves torch's setting."""
+    distilled_from: str | None = None
+    """A bank file: calls that name no adapter use the adapter promoted for it (`memento distill promote`),
+    re-read before each call so a new promotion or a rollback is picked up; None uses the base model."""
 
 
 class TransformersLLM(LLM):
@@ -99,13 +102,32 @@ class TransformersLLM(LLM):
         self.hf_model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         if config.lora_adapters:
             self.hf_model = _with_adapters(self.hf_model, config.lora_adapters)
+        self._adapters = dict(config.lora_adapters)
+        self.distilled: str | None = None
+        """The promoted distilled adapter's version in use now (with `distilled_from`), or None."""
+
+    def _follow_promotion(self) -> str | None:
+        """Load the adapter now promoted for `distilled_from` (once per version); its name, or None."""
+        from memento.distill.registry import AdapterRegistry
+
+        promoted = AdapterRegistry(self.config.distilled_from).promoted()
+        if promoted is not None and promoted.name not in self._adapters:
+            if self._adapters:
+                self.hf_model.load_adapter(str(promoted.adapter_dir), adapter_name=promoted.name)
+            else:
+                self.hf_model = _with_adapters(self.hf_model, {promoted.name: str(promoted.adapter_dir)})
+            self._adapters[promoted.name] = str(promoted.adapter_dir)
+        self.distilled = promoted.name if promoted else None
+        return self.distilled
 
     def _complete(self, request: Request) -> Completion:
         inputs = self.tokenizer.apply_chat_template(
             request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         sample = request.temperature > 0
-        with self._lock, self._adapter(request.lora), self._torch.inference_mode():
+        with self._lock:
+            lora = request.lora or (self._follow_promotion() if self.config.distilled_from else None)
+        with self._lock, self._adapter(lora), self._torch.inference_mode():
             if sample:
                 self._torch.manual_seed(self.config.seed)
             output = self.hf_model.generate(
@@ -128,12 +150,12 @@ class TransformersLLM(LLM):
         return Completion(
             text=text,
             usage=Usage(prompt_tokens=prompt_length, completion_tokens=len(new_tokens)),
-            model=request.lora or self.model,
+            model=lora or self.model,
             finish_reason=finish_reason,
         )
 
     def _adapter(self, name: str | None) -> contextlib.AbstractContextManager:
-        adapters = self.config.lora_adapters
+        adapters = self._adapters
         if name is not None and name not in adapters:
             raise ValidationError(
                 f"LoRA adapter {name!r} is not loaded; this model has {sorted(adapters)}; "

@@ -26,8 +26,10 @@ def leaf_commands() -> dict[str, object]:
 
 
 COMMANDS = leaf_commands()
-SLOW = {"ask", "eval run", "eval report", "policy show", "policy rank"}
-"""Examples that run the agent or torch: run by the slow tests below."""
+SLOW = {"ask", "eval run", "eval report", "policy show", "policy rank",
+        "distill run", "distill show", "distill promote", "distill rollback"}
+"""Examples that run the agent or torch: run by the slow tests below. The distill ones train, or need a
+trained adapter: tests/distill/test_cli.py runs those commands on stored versions."""
 
 
 def example(name: str) -> list[str]:
