@@ -1,6 +1,7 @@
-"""Layers point one way: the library (`memento`) never imports `policies`, `envs` or `evals`.
+"""Layers point one way: the library (`memento/`) never imports `memento.policies`, `memento.envs` or `memento.evals`.
 
-Those folders hold implementations and runners that import the library. The CLI's commands that
+Those folders (`policies/`, `envs/`, `evals/`, installed under `memento`) hold implementations
+and runners that import the library. The CLI's commands that
 need them (`policy`, `ask`, `eval`) find them by name, as entry points (`memento.plugins`), so no
 module of the library imports them, not even inside a function.
 """
@@ -10,12 +11,12 @@ from pathlib import Path
 
 import memento
 
-HIGHER = {"policies", "envs", "evals"}
+HIGHER = {"memento.policies", "memento.envs", "memento.evals", "policies", "envs", "evals"}
 LIBRARY = Path(memento.__file__).parent
 
 
 def imports(tree: ast.AST):
-    """(module's top-level package, line, inside a function) for every import in a parsed file."""
+    """(module's package: `memento.x` or the top-level name, line, inside a function) for every import in a parsed file."""
     functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     lazy = {id(inner) for function in functions for inner in ast.walk(function)}
     for node in ast.walk(tree):
@@ -25,8 +26,11 @@ def imports(tree: ast.AST):
             names = [node.module]
         else:
             continue
+        if isinstance(node, ast.ImportFrom) and node.module == "memento":
+            names = [f"memento.{alias.name}" for alias in node.names]  # from memento import policies
         for name in names:
-            yield name.split(".")[0], node.lineno, id(node) in lazy
+            parts = name.split(".")
+            yield ".".join(parts[:2]) if parts[0] == "memento" else parts[0], node.lineno, id(node) in lazy
 
 
 def test_the_library_never_imports_its_siblings():
@@ -39,8 +43,10 @@ def test_the_library_never_imports_its_siblings():
 
 
 def test_the_check_would_catch_an_import():
-    sample = ast.parse("import os\nfrom policies.base import TaskState\ndef f():\n    import evals.runner\n")
-    assert [(p, lazy) for p, _, lazy in imports(sample) if p in HIGHER] == [("policies", False), ("evals", True)]
+    sample = ast.parse("import os\nfrom memento.policies.base import TaskState\ndef f():\n    import memento.evals.runner\n"
+                       "from memento import envs\n")
+    assert sorted((p, lazy) for p, _, lazy in imports(sample) if p in HIGHER) == [
+        ("memento.envs", False), ("memento.evals", True), ("memento.policies", False)]
 
 
 def test_the_plugins_the_cli_needs_are_installed():

@@ -155,7 +155,7 @@ def serve(config: UIConfig) -> None:
     """Open the bank, print where the inspector is, and serve until Ctrl-C."""
     config.check()
     check_port_free(config)
-    with open_bank(Path(config.bank), config.embedder) as bank:
+    with open_bank(config.bank, config.embedder) as bank:  # a path or a postgresql:// URL, as --bank everywhere
         print("memento ui: loading the embedding model", file=sys.stderr, flush=True)
         bank.embed(["warm-up"])  # the first search would otherwise wait seconds for the model
         app = create_app(config, bank)

@@ -18,7 +18,7 @@ class UIConfig:
     """Settings of one inspector server; `check()` refuses an unsafe or impossible one."""
 
     bank: str
-    """The bank to inspect and edit (a path, as `--bank` everywhere)."""
+    """The bank to inspect and edit (a path or a postgresql:// URL, as `--bank` everywhere)."""
     runs: Path | None = None
     """A run folder, or a folder of run folders, written by `memento eval run`."""
     policy: Path | None = None
