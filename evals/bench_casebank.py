@@ -1,8 +1,8 @@
 """Benchmark the case bank against the raw libraries it wraps, in one run.
 
-    python -m evals.bench_casebank                 # 10k and 100k cases, about 5 minutes on 2 cores
-    python -m evals.bench_casebank --sizes 2000 --queries 200   # a quick look
-    python -m evals.bench_casebank --backend postgres            # PostgreSQL + pgvector against raw SQL, and
+    python -m memento.evals.bench_casebank                 # 10k and 100k cases, about 5 minutes on 2 cores
+    python -m memento.evals.bench_casebank --sizes 2000 --queries 200   # a quick look
+    python -m memento.evals.bench_casebank --backend postgres            # PostgreSQL + pgvector against raw SQL, and
                                                                   # 8 writers + 4 searchers on both backends
 
 `--backend postgres` (see `postgres_part`) uses --postgres-url, or starts a server from the
@@ -32,7 +32,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from evals.benchmarking import machine_info, save_and_print
+from memento.evals.benchmarking import machine_info, save_and_print
 from memento import Case, CaseBank
 from memento.bank.vector_index import IndexConfig, VectorIndex, omp_threads
 from memento.embedders import default_embedder, normalize_rows
@@ -97,7 +97,7 @@ def measure_open_in_subprocess(path: Path, dim: int) -> dict:
     """Open the bank in a fresh process: time to open, and resident memory before and after."""
     code = f"""
 import json, time, numpy as np
-from evals.bench_casebank import _DimOnly, rss_mb
+from memento.evals.bench_casebank import _DimOnly, rss_mb
 from memento import CaseBank
 before = rss_mb()
 start = time.perf_counter()
@@ -365,9 +365,13 @@ def postgres_part(args) -> dict:
             result["machine"]["postgres"] = conn.execute("SELECT version()").fetchone()[0].split(" on ")[0]
             result["machine"]["pgvector"] = conn.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2), encoding="utf-8")  # kept if the concurrency part fails
         with tempfile.TemporaryDirectory() as folder:
             for backend, location in (("sqlite", str(Path(folder) / "concurrency.db")),
                                       ("postgres", with_schema(url, "concurrency"))):
+                if args.writers < 1:  # --writers 0: sizes only
+                    break
                 print(f"{backend}: {args.writers} writers + {args.searchers} searchers...", flush=True)
                 result["concurrency"][backend] = bench_concurrency(location, args.writers, args.searchers,
                                                                    args.writer_cases)
