@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: install
-	$(PY) -m evals.main_job
+	$(PY) -m memento.evals.main_job
 
 test: install browser
 	$(PY) -m pytest -q
@@ -45,9 +45,9 @@ test-vllm: install
 	bash evals/vllm/setup_and_test.sh
 
 bench: install
-	$(PY) -m evals.bench_casebank
-	$(PY) -m evals.bench_policy
-	$(PY) -m evals.bench_llm
+	$(PY) -m memento.evals.bench_casebank
+	$(PY) -m memento.evals.bench_policy
+	$(PY) -m memento.evals.bench_llm
 
 clean:
 	rm -rf $(VENV) build *.egg-info

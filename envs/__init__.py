@@ -1,7 +1,7 @@
 """Task sources and their scorers: GAIA, DeepResearcher, SimpleQA, HLE, the R1-Searcher QA sets,
 and the generated offline suite ("fictional").
 
-    from envs import load_tasks, score
+    from memento.envs import load_tasks, score
     tasks = load_tasks("deepresearcher", sources=["nq"], limit=20, seed=0)
     scores = score(tasks[0], "Paris")          # {"em": ..., "f1": ...}
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envs import deepresearcher, fictional_world, gaia, hle, qa, simpleqa
-from envs.task import Task, TaskSource, shared_data_dir
+from memento.envs import deepresearcher, fictional_world, gaia, hle, qa, simpleqa
+from memento.envs.task import Task, TaskSource, shared_data_dir
 from memento.errors import ValidationError
 
 SOURCES: dict[str, TaskSource] = {

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from envs.metrics import em_f1
-from envs.task import Task, field, gold_list, read_jsonl, require_file, select, shared_data_dir
+from memento.envs.metrics import em_f1
+from memento.envs.task import Task, field, gold_list, read_jsonl, require_file, select, shared_data_dir
 from memento.errors import DataError, ValidationError
 
 ANSWER_SPLIT = "<|answer_split|>"

@@ -30,10 +30,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envs.metrics import em_f1
-from envs.task import Task, select
-from envs.random_world import random_spec
-from envs.world_spec import DEFAULT_SPEC, Naming, Shape, WorldSpec, fields
+from memento.envs.metrics import em_f1
+from memento.envs.task import Task, select
+from memento.envs.random_world import random_spec
+from memento.envs.world_spec import DEFAULT_SPEC, Naming, Shape, WorldSpec, fields
 from memento.errors import ValidationError
 
 __all__ = ["DEFAULT_SPEC", "SHAPES", "TEST_FRACTION", "Entity", "World", "WorldSpec", "build_world",

@@ -15,7 +15,7 @@ import string
 from collections.abc import Iterable
 from pathlib import Path
 
-from envs.task import Task, field, read_jsonl, require_file, select
+from memento.envs.task import Task, field, read_jsonl, require_file, select
 from memento.errors import DataError, ValidationError
 
 HIDDEN_ANSWER = "?"

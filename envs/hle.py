@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from envs.metrics import exact_match
-from envs.task import Task, field, read_jsonl, require_file, select
+from memento.envs.metrics import exact_match
+from memento.envs.task import Task, field, read_jsonl, require_file, select
 from memento.errors import DataError
 
 ANSWER_TYPES = ("exactMatch", "multipleChoice")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envs.deepresearcher import domain_of
-from envs.metrics import em_f1
-from envs.task import Task, field, gold_list, read_jsonl, require_file, select, shared_data_dir
+from memento.envs.deepresearcher import domain_of
+from memento.envs.metrics import em_f1
+from memento.envs.task import Task, field, gold_list, read_jsonl, require_file, select, shared_data_dir
 from memento.errors import DataError, ValidationError
 
 FILES = {

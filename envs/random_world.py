@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from envs.world_spec import Attribute, EntityKind, Naming, Relation, Shape, WorldSpec
+from memento.envs.world_spec import Attribute, EntityKind, Naming, Relation, Shape, WorldSpec
 
 _THINGS = ("guild river ship lighthouse abbey orchard observatory regiment vineyard ferry quarry choir canal fortress "
            "glacier theatre").split()

@@ -11,8 +11,8 @@ import ast
 import csv
 from pathlib import Path
 
-from envs.metrics import em_f1
-from envs.task import Task, field, require_file, select, shared_data_dir
+from memento.envs.metrics import em_f1
+from memento.envs.task import Task, field, require_file, select, shared_data_dir
 from memento.errors import DataError
 
 

@@ -7,7 +7,7 @@ to the answer. `DEFAULT_SPEC` is the world of companies, founders and inventions
 look-alike shapes (the founder's versus the CEO's birthplace) that read almost the same but need
 another path; `envs.random_world.random_spec(seed)` invents specs of other worlds.
 
-    from envs.fictional_world import build_world
+    from memento.envs.fictional_world import build_world
     world = build_world(seed=0, spec=DEFAULT_SPEC)
 """
 

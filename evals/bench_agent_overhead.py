@@ -1,9 +1,9 @@
 """How much of an episode's wall time goes to memory and policy operations (goal: under 2%).
 
-    python -m evals.bench_agent_overhead                       # 6 fictional-world episodes, SmolLM2 on the CPU
-    python -m evals.bench_agent_overhead --episodes 3 --policy similarity
-    python -m evals.bench_agent_overhead --hotpotqa 3          # also 3 HotpotQA questions, BM25 over the shared corpus
-    python -m evals.bench_agent_overhead --torch-threads 1     # one embedder thread (much faster on a busy CPU)
+    python -m memento.evals.bench_agent_overhead                       # 6 fictional-world episodes, SmolLM2 on the CPU
+    python -m memento.evals.bench_agent_overhead --episodes 3 --policy similarity
+    python -m memento.evals.bench_agent_overhead --hotpotqa 3          # also 3 HotpotQA questions, BM25 over the shared corpus
+    python -m memento.evals.bench_agent_overhead --torch-threads 1     # one embedder thread (much faster on a busy CPU)
 
 Runs real episodes (the packaged SmolLM2 through llama.cpp, BM25 search, the packaged MiniLM
 embedder, a real bank and policy) and splits each episode's wall time into: memory (embedding the
@@ -27,13 +27,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from envs import fictional_world, qa
-from envs.task import shared_data_dir
+from memento.envs import fictional_world, qa
+from memento.envs.task import shared_data_dir
 from memento import CaseBank
 from memento.agent import Agent, AgentConfig, EpisodeResult
 from memento.llm import load_llm
 from memento.tools.search import CorpusSearch, search_tool
-from policies import make_policy
+from memento.policies import make_policy
 
 BUDGETS = dict(max_subtasks=2, max_steps=4, max_steps_per_subtask=2, max_plan_revisions=1,
                planner_max_tokens=64, executor_max_tokens=48, answer_max_tokens=24)

@@ -1,7 +1,7 @@
 """Concurrency at load: N writer processes and M searcher processes on one SQLite+FAISS bank.
 
-    python -m evals.bench_concurrency                       # N = 1, 2, 4, 8 writers, 2 searchers
-    python -m evals.bench_concurrency --writers 1,4 --cases 200 --searchers 4
+    python -m memento.evals.bench_concurrency                       # N = 1, 2, 4, 8 writers, 2 searchers
+    python -m memento.evals.bench_concurrency --writers 1,4 --cases 200 --searchers 4
 
 Each writer adds `--cases` cases in batches of `--batch` with their vectors given (so the figure is
 the bank's write path, not an embedding model), each searcher searches the bank in a loop until
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.benchmarking import machine_info, save_and_print
+from memento.evals.benchmarking import machine_info, save_and_print
 
 DIM = 384
 
@@ -105,7 +105,7 @@ def run_level(folder: Path, writers: int, searchers: int, cases: int, batch: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.bench_concurrency", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m memento.evals.bench_concurrency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--writers", default="1,2,4,8", help="writer process counts to measure")
     parser.add_argument("--searchers", type=int, default=2, help="searcher processes beside the writers")
     parser.add_argument("--cases", type=int, default=3000, help="cases per writer")

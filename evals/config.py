@@ -54,7 +54,7 @@ class TaskSpec(BaseModel):
     @field_validator("source")
     @classmethod
     def _known_source(cls, value: str) -> str:
-        from envs import SOURCES
+        from memento.envs import SOURCES
 
         if value not in SOURCES:
             raise ValueError(f"task source {value!r} is not one of {sorted(SOURCES)}")

@@ -1,7 +1,7 @@
 """Distil a real run's bank, with and without each anti-forgetting option, and report before/after.
 
-    python -m evals.distill_check                      # the main job's fictional-world bank
-    python -m evals.distill_check --bank path/to/bank.db --steps 20 --out runs/distill_check.json
+    python -m memento.evals.distill_check                      # the main job's fictional-world bank
+    python -m memento.evals.distill_check --bank path/to/bank.db --steps 20 --out runs/distill_check.json
 
 The bank is copied to a temporary folder first (the run's files are only read). Each variant
 trains a fresh LoRA adapter on the same selected cases with the same seed: no anti-forgetting
@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evals.benchmarking import machine_info, save_and_print
+from memento.evals.benchmarking import machine_info, save_and_print
 from memento.bank import CaseBank
 from memento.distill import (
     GateRule,

@@ -1,9 +1,9 @@
 """Many workers, one learner: an eval's episodes spread over worker processes that share each arm's bank.
 
-    python -m evals.main_job --workers 4                       # the main job on 4 worker processes
-    python -m evals.main_job --workers 4 --llm-url http://127.0.0.1:8000/v1,http://127.0.0.1:8001/v1
+    python -m memento.evals.main_job --workers 4                       # the main job on 4 worker processes
+    python -m memento.evals.main_job --workers 4 --llm-url http://127.0.0.1:8000/v1,http://127.0.0.1:8001/v1
 
-    from evals.distributed import run_distributed
+    from memento.evals.distributed import run_distributed
     summary = run_distributed(config, workers=4)              # same run folder layout as run_eval
 
 Each pass of the protocol is split into `workers` shards (task i goes to worker i mod N). A worker
@@ -40,11 +40,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from evals.config import EvalConfig
-from evals.episode import ArmMemory, GuardedPolicy
-from evals.manifest import check_run_dir, write_manifest
-from evals.records import EpisodeLog, EvalSummary
-from evals.runner import (EPISODES_FILE, Pass, agent_config, build_judge, build_llm, build_tools, finish_run, open_arm,
+from memento.evals.config import EvalConfig
+from memento.evals.episode import ArmMemory, GuardedPolicy
+from memento.evals.manifest import check_run_dir, write_manifest
+from memento.evals.records import EpisodeLog, EvalSummary
+from memento.evals.runner import (EPISODES_FILE, Pass, agent_config, build_judge, build_llm, build_tools, finish_run, open_arm,
                           plan_passes, prepare_corpus, run_pass, same_text_overlap)
 from memento.errors import MementoError, ValidationError
 
@@ -190,7 +190,7 @@ class ActorPolicy(GuardedPolicy):
         with self.lock:
             version = read_version(self.checkpoint)
             if version > self.version:
-                from policies import load_policy
+                from memento.policies import load_policy
 
                 fresh = load_policy(self.checkpoint, self.bank, share=True)
                 self.policy.close()
@@ -213,7 +213,7 @@ def _worker_main(settings: str, pass_index: int, worker: int, workers: int, epis
     episodes = _build(episodes_factory)
     llm = judge = None
     if episodes is None:
-        from evals.episode import AgentEpisodes
+        from memento.evals.episode import AgentEpisodes
 
         llm = build_llm(config)
         episodes = AgentEpisodes(llm, build_tools(config, prepare_corpus(config, run_dir), run_dir), agent_config(config))
@@ -230,7 +230,7 @@ def _worker_main(settings: str, pass_index: int, worker: int, workers: int, epis
 
 def _actor_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Any) -> ArmMemory:
     from memento import CaseBank
-    from policies import load_policy
+    from memento.policies import load_policy
 
     arm = open_arm(name, config, run_dir, embedder, share=True)
     if not arm.has_memory or not hasattr(arm.policy, "replay"):
@@ -279,7 +279,7 @@ class ArmLearner:
         self.learned = 0
 
     def step(self) -> int:
-        from policies import load_policy
+        from memento.policies import load_policy
 
         fresh = load_policy(self.arm.checkpoint, self.arm.bank, share=True)  # its own weights, everyone's replay
         new = [t for t in fresh.replay.transitions if (t.row_id or 0) > self.seen]

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from envs.metrics import normalize_answer
-from envs.task import Task
-from evals.config import NO_MEMORY
-from evals.records import ShownCase
+from memento.envs.metrics import normalize_answer
+from memento.envs.task import Task
+from memento.evals.config import NO_MEMORY
+from memento.evals.records import ShownCase
 from memento.case import Case
 from memento.errors import NotFoundError, ValidationError
 from memento.policy import CaseSelectionPolicy, Exclude, Selection

@@ -1,14 +1,14 @@
 """The project's main job (`make run`): does memory make the embedded agent better on tasks it never saw?
 
-    python -m evals.main_job                          # offline fictional world (`make run`): about 4 min on 2 cores
-    python -m evals.main_job --seed 3                 # another world and another draw of tasks
-    python -m evals.main_job --spec-seed 7            # a world whose relations and question shapes the code never saw
-    python -m evals.main_job --arms none,similarity,neural --train-tasks 90 --test-tasks 60   # the longer run
-    python -m evals.main_job --suite hotpotqa         # the same protocol on shared HotpotQA questions
-    python -m evals.main_job --fallback plan --train-tasks 4 --test-tasks 4   # the LLM planner instead (slow)
-    python -m evals.main_job --resume runs/main_job/fictional-20260101-120000   # finish a stopped run
-    python -m evals.main_job --workers 4 --llm-url http://127.0.0.1:8000/v1   # 4 worker processes, 1 learner, a server
-    python -m evals.main_job --workers 4 --bank-url 'postgresql://me@db/memento?schema=run7'   # banks in PostgreSQL
+    python -m memento.evals.main_job                          # offline fictional world (`make run`): about 4 min on 2 cores
+    python -m memento.evals.main_job --seed 3                 # another world and another draw of tasks
+    python -m memento.evals.main_job --spec-seed 7            # a world whose relations and question shapes the code never saw
+    python -m memento.evals.main_job --arms none,similarity,neural --train-tasks 90 --test-tasks 60   # the longer run
+    python -m memento.evals.main_job --suite hotpotqa         # the same protocol on shared HotpotQA questions
+    python -m memento.evals.main_job --fallback plan --train-tasks 4 --test-tasks 4   # the LLM planner instead (slow)
+    python -m memento.evals.main_job --resume runs/main_job/fictional-20260101-120000   # finish a stopped run
+    python -m memento.evals.main_job --workers 4 --llm-url http://127.0.0.1:8000/v1   # 4 worker processes, 1 learner, a server
+    python -m memento.evals.main_job --workers 4 --bank-url 'postgresql://me@db/memento?schema=run7'   # banks in PostgreSQL
 
 The agent runs on SmolLM2-135M through llama.cpp (embedded, CPU) with a BM25 search tool, in the
 split protocol: a training pass over train tasks with learning on (each episode becomes a case,
@@ -38,10 +38,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from envs.task import shared_data_dir
-from evals.config import ARMS, EvalConfig, LLMSpec, TaskSpec
-from evals.report import error_line, format_tables
-from evals.runner import resume_config, run_eval
+from memento.envs.task import shared_data_dir
+from memento.evals.config import ARMS, EvalConfig, LLMSpec, TaskSpec
+from memento.evals.report import error_line, format_tables
+from memento.evals.runner import resume_config, run_eval
 from memento.errors import MementoError
 
 SUITES = ("fictional", "hotpotqa")
@@ -93,7 +93,7 @@ def server_llm(urls: list[str], **options) -> LLMSpec:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m evals.main_job", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m memento.evals.main_job", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=SUITES, default="fictional")
     parser.add_argument("--train-tasks", type=int, help="tasks of the training pass (default 100)")
@@ -133,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                                   concurrency=args.concurrency, fallback=args.fallback,
                                   llm_urls=[u for u in (args.llm_url or "").split(",") if u.strip()],
                                   bank_url=args.bank_url)
-        print(f"run folder: {config.out_dir}  (if stopped, finish it with: python -m evals.main_job "
+        print(f"run folder: {config.out_dir}  (if stopped, finish it with: python -m memento.evals.main_job "
               f"--resume {config.out_dir})", flush=True)
         if args.workers:
-            from evals.distributed import run_distributed
+            from memento.evals.distributed import run_distributed
 
             summary = run_distributed(config, workers=args.workers, progress=not args.no_progress)
         else:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {Path(config.out_dir) / name}")
     print(f"elapsed: {elapsed:.0f} s ({summary.episodes} episodes, {summary.episode_seconds / max(1, summary.episodes):.1f} s "
           f"per episode of wall time with {config.concurrency} in flight)")
-    failed = error_line(summary, resume=f"run python -m evals.main_job --resume {config.out_dir}")
+    failed = error_line(summary, resume=f"run python -m memento.evals.main_job --resume {config.out_dir}")
     if failed:
         print(f"error: {failed}", file=sys.stderr)
         return 1

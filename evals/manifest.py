@@ -19,13 +19,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import envs
-from envs.metrics import JUDGE_PROMPT, JUDGE_PROMPT_ID
-from evals.config import EvalConfig, TaskSpec
+from memento import envs
+from memento.envs.metrics import JUDGE_PROMPT, JUDGE_PROMPT_ID
+from memento.evals.config import EvalConfig, TaskSpec
 from memento.errors import ValidationError
 
 if TYPE_CHECKING:
-    from evals.episode import ArmMemory
+    from memento.evals.episode import ArmMemory
 
 MANIFEST_FILE = "manifest.json"
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from evals.records import EvalSummary, MetricRow  # noqa: E402
+from memento.evals.records import EvalSummary, MetricRow  # noqa: E402
 
 LEARNING_CURVE_PLOT = "learning_curve.png"
 ITERATION_PLOT = "accuracy_by_iteration.png"

@@ -22,8 +22,8 @@ The score is the expected success (the mean chance of success of the chosen sets
 tasks, free of Bernoulli noise). Every policy sees the same envs and seeds; intervals are 95 %
 t-intervals over the seeds.
 
-    python -m evals.policy_curve                                          # 5 seeds, all variants
-    python -m evals.policy_curve --seeds 2 --episodes 100 --variants heldout --out runs/policy_curve_smoke
+    python -m memento.evals.policy_curve                                          # 5 seeds, all variants
+    python -m memento.evals.policy_curve --seeds 2 --episodes 100 --variants heldout --out runs/policy_curve_smoke
 
 Writes `curve.json` and one PNG per variant under --out (`--images docs/images` also copies the
 PNGs there for the README) and prints a table per variant.
@@ -42,12 +42,12 @@ from typing import Callable
 
 import numpy as np
 
-from envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig, evaluate, train_online
+from memento.envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig, evaluate, train_online
 from memento.policy import DEFAULT_K
-from policies import POLICIES
-from policies.episodic_control import EpisodicControlConfig, EpisodicControlPolicy
-from policies.neural_q import NeuralQConfig, NeuralQPolicy
-from policies.random_candidates import RandomCandidatesConfig, RandomCandidatesPolicy
+from memento.policies import POLICIES
+from memento.policies.episodic_control import EpisodicControlConfig, EpisodicControlPolicy
+from memento.policies.neural_q import NeuralQConfig, NeuralQPolicy
+from memento.policies.random_candidates import RandomCandidatesConfig, RandomCandidatesPolicy
 
 BASELINES = {
     "similarity": "similarity (top-K cosine)",

@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from envs.metrics import pass_at_k
-from evals.config import NO_MEMORY
-from evals.stats import Estimate, mean_over_tasks, paired_difference
+from memento.envs.metrics import pass_at_k
+from memento.evals.config import NO_MEMORY
+from memento.evals.stats import Estimate, mean_over_tasks, paired_difference
 from memento.errors import DataError
 
 Phase = Literal["train", "test"]

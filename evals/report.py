@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evals.manifest import MANIFEST_FILE
-from evals.config import NO_MEMORY
-from evals.records import EvalSummary, MetricRow
-from evals.stats import Estimate
+from memento.evals.manifest import MANIFEST_FILE
+from memento.evals.config import NO_MEMORY
+from memento.evals.records import EvalSummary, MetricRow
+from memento.evals.stats import Estimate
 
 
 def _pass_label(row: MetricRow) -> str:

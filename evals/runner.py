@@ -1,7 +1,7 @@
 """The continual-learning eval runner: protocols, arms side by side, episodes in flight, resume.
 
-    from evals.config import EvalConfig, TaskSpec
-    from evals.runner import run_eval
+    from memento.evals.config import EvalConfig, TaskSpec
+    from memento.evals.runner import run_eval
     summary = run_eval(EvalConfig(out_dir="runs/demo", tasks=TaskSpec(source="fictional", limit=12)))
 
 Every arm (no memory, similarity, neural, ...) runs the same tasks, in the same order, with the
@@ -29,15 +29,15 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-import envs
-from envs.deepresearcher import domain_of
-from envs.metrics import ajudge_answer, normalize_answer
-from envs.task import Task
-from evals.config import NO_MEMORY, EvalConfig, TaskSpec, arm_bank_schema
-from evals.episode import (AgentEpisodes, ArmMemory, EpisodeOutcome, EpisodeRunner, GuardedPolicy, SameTaskGuard,
+from memento import envs
+from memento.envs.deepresearcher import domain_of
+from memento.envs.metrics import ajudge_answer, normalize_answer
+from memento.envs.task import Task
+from memento.evals.config import NO_MEMORY, EvalConfig, TaskSpec, arm_bank_schema
+from memento.evals.episode import (AgentEpisodes, ArmMemory, EpisodeOutcome, EpisodeRunner, GuardedPolicy, SameTaskGuard,
                            same_task_shown)
-from evals.manifest import check_run_dir, write_manifest
-from evals.records import EpisodeLog, EpisodeRecord, EvalSummary, Phase, case_id_for, summarize
+from memento.evals.manifest import check_run_dir, write_manifest
+from memento.evals.records import EpisodeLog, EpisodeRecord, EvalSummary, Phase, case_id_for, summarize
 from memento.embedders import Embedder
 from memento.errors import MementoError, NotFoundError, ValidationError
 from memento.policy import TaskState
@@ -121,8 +121,8 @@ def finish_run(config: EvalConfig, run_dir: Path, passes: list[Pass], log: Episo
 
 def write_outputs(run_dir: Path, summary: EvalSummary) -> None:
     """summary.json, report.md and the plots."""
-    from evals.plots import write_plots
-    from evals.report import write_report
+    from memento.evals.plots import write_plots
+    from memento.evals.report import write_report
 
     (run_dir / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2), encoding="utf-8")
     plots = write_plots(summary, run_dir)
@@ -175,7 +175,7 @@ def prepare_corpus(config: EvalConfig, run_dir: Path) -> Path | None:
     if len(worlds) > 1:
         raise ValidationError(f"the fictional task sets use different worlds {sorted(worlds, key=str)}; one corpus "
                               f"serves one world, so give both the same world_seed, n_entities and spec_seed")
-    from envs.fictional_world import build_world, spec_from_seed
+    from memento.envs.fictional_world import build_world, spec_from_seed
 
     world_seed, n_entities, spec_seed = worlds.pop()
     corpus = run_dir / "corpus.jsonl"
@@ -244,8 +244,8 @@ def open_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Embedder | 
     nothing. `share=True` is for the processes of a distributed run, which hold the same policy.
     """
     from memento import CaseBank
-    from policies import POLICIES, load_policy, make_policy
-    from policies.no_memory import NoMemoryPolicy
+    from memento.policies import POLICIES, load_policy, make_policy
+    from memento.policies.no_memory import NoMemoryPolicy
 
     folder = run_dir / "arms" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -412,7 +412,7 @@ async def agrade(record: EpisodeRecord, task: Task, judge: Any, max_tokens: int 
 
 def resume_config(run_dir: str | Path) -> EvalConfig:
     """The config of the run in `run_dir`, read from its manifest, to finish that run."""
-    from evals.manifest import MANIFEST_FILE
+    from memento.evals.manifest import MANIFEST_FILE
 
     manifest = Path(run_dir) / MANIFEST_FILE
     if not manifest.is_file():

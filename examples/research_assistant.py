@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere in a source checkout
     sys.path.insert(0, str(ROOT))
 
-from envs.fictional_world import build_world, score  # noqa: E402
+from memento.envs.fictional_world import build_world, score  # noqa: E402
 from memento import CaseBank  # noqa: E402
 from memento.agent import AgentConfig, build_agent_graph  # noqa: E402
 from memento.llm import LLM, load_llm  # noqa: E402
 from memento.tools.search import CorpusSearch, search_tool  # noqa: E402
-from policies import SimilarityPolicy  # noqa: E402
+from memento.policies import SimilarityPolicy  # noqa: E402
 
 AGENT_CONFIG = AgentConfig(max_subtasks=2, max_steps=3, max_steps_per_subtask=2, max_plan_revisions=0,
                            planner_max_tokens=64, executor_max_tokens=48, answer_max_tokens=24)

@@ -107,12 +107,18 @@ class Procedure(BaseModel):
         return self
 
     def fit(self, task: str) -> dict[str, str] | None:
-        """The slot values that make `task` read as the template, or None when the task does not fit."""
-        match = template_pattern(self.template).fullmatch(normalize_space(task))
-        if match is None:
+        """The slot values that make `task` read as the template, or None when the task does not fit.
+
+        Every way of splitting the task along the template's literal text is tried, in order, and
+        the first whose slots all look like values is taken: "{t0} {t1}" reads "Kala of Kala 1"
+        as ("Kala of Kala", "1"), though the shortest first slot ("Kala") would leave "of Kala 1".
+        """
+        text = normalize_space(task)
+        if template_pattern(self.template).fullmatch(text) is None:
             return None
-        values = {slot: match.group(number) for number, slot in enumerate(self.slots, 1)}
-        return values if all(looks_like_value(v) for v in values.values()) else None
+        literals = VARIABLE.split(normalize_space(self.template))[::2]
+        values = _split(text, literals, 0, 0)
+        return None if values is None else dict(zip(self.slots, values))
 
     def describe(self) -> str:
         """One line a person (or a planner) can read: the template, the hops, the outcome."""
@@ -134,6 +140,34 @@ def looks_like_value(text: str) -> bool:
     if not words or words[0].lower() in _JOINING or words[-1].lower() in _JOINING:
         return False
     return all(word[:1].isupper() or word[:1].isdigit() or word.lower() in _JOINING for word in words)
+
+
+def _split(text: str, literals: list[str], index: int, at: int) -> list[str] | None:
+    """Slot values for `text[at:]` given the template's literal parts from `literals[index]` on (first fit found)."""
+    literal = literals[index]
+    if not _reads(text, literal, at):
+        return None
+    at += len(literal)
+    if index == len(literals) - 1:
+        return [] if at == len(text) else None
+    following = literals[index + 1]
+    if index + 1 == len(literals) - 1:  # the last slot runs to the closing literal
+        ends = [len(text) - len(following)]
+    else:
+        ends = [end for end in range(at + 1, len(text)) if _reads(text, following, end)]
+    for end in ends:
+        value = text[at:end]
+        if end <= at or not looks_like_value(value):
+            continue
+        rest = _split(text, literals, index + 1, end)
+        if rest is not None:
+            return [value, *rest]
+    return None
+
+
+def _reads(text: str, literal: str, at: int) -> bool:
+    """Whether `text` has `literal` at `at`, case folded."""
+    return text[at:at + len(literal)].lower() == literal.lower()
 
 
 def normalize_space(text: str) -> str:

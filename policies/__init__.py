@@ -1,6 +1,6 @@
 """Case-selection policies: which past cases the agent sees for a new task.
 
-    from policies import make_policy, load_policy, TaskState
+    from memento.policies import make_policy, load_policy, TaskState
     policy = make_policy("neural", bank, name="n2")    # or "similarity", "neural-copy", "episodic"
     state = TaskState.from_task(bank, question)
     shown = policy.select(state, k=4, explore=True, exclude=ids_not_to_show)
@@ -17,10 +17,10 @@ from dataclasses import fields
 from typing import Any
 
 from memento.errors import PolicyError, ValidationError
-from policies.base import CaseSelectionPolicy, Selection, TaskState, read_checkpoint
-from policies.episodic_control import EpisodicControlConfig, EpisodicControlPolicy
-from policies.neural_q import NeuralQConfig, NeuralQPolicy
-from policies.similarity import SimilarityConfig, SimilarityPolicy
+from memento.policies.base import CaseSelectionPolicy, Selection, TaskState, read_checkpoint
+from memento.policies.episodic_control import EpisodicControlConfig, EpisodicControlPolicy
+from memento.policies.neural_q import NeuralQConfig, NeuralQPolicy
+from memento.policies.similarity import SimilarityConfig, SimilarityPolicy
 
 __all__ = [
     "CaseSelectionPolicy", "Selection", "TaskState",

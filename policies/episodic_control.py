@@ -50,9 +50,9 @@ import numpy as np
 
 from memento.bank import Bank, EpisodicEntry
 from memento.case import Case
-from policies.base import (CaseSelectionPolicy, Exclude, LearnedConfig, Selection, TaskState, check_config,
+from memento.policies.base import (CaseSelectionPolicy, Exclude, LearnedConfig, Selection, TaskState, check_config,
                            sample_without_replacement, top_k)
-from policies.change_detection import ChangeMonitor
+from memento.policies.change_detection import ChangeMonitor
 
 ENTRIES_TABLE = "policy_ec_entries"
 """What this policy claims on its bank (`CaseSelectionPolicy.storage`); the backend names its own table."""

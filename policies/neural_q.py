@@ -30,7 +30,7 @@ Q(s, c) = b(s) + q(s, c), the log-odds of success if c alone were shown. Its ass
 that contributions add up in logit space: interactions between cases (two that only help
 together) are not modelled.
 
-The baseline `credit="copy"` is kept for comparison (`python -m evals.policy_curve`): each
+The baseline `credit="copy"` is kept for comparison (`python -m memento.evals.policy_curve`): each
 shown case gets the episode reward as its own cross-entropy target for sigmoid(b(s) + q(s, c)).
 
 Evidence, transfer and change. What the network says about a case it has little evidence on
@@ -55,7 +55,7 @@ it follow a world that changes (a tool or site changes, an answer goes stale):
   the prior plus its residual, fitted to fresh outcomes only); a false alarm costs the test episodes and nothing else,
   which is what lets the suspicion level be low.
 
-How far this gets is measured by the flip variant of `python -m evals.policy_curve` (see the
+How far this gets is measured by the flip variant of `python -m memento.evals.policy_curve` (see the
 README).
 
 Multi-step episodes. For a step with `done=False` the target is the soft Bellman backup
@@ -71,7 +71,7 @@ score).
 
 Cost. `update()` runs `gradient_steps` Adam steps on minibatches drawn from the replay buffer
 (`policies/replay.py`, kept in the bank's SQLite so learning survives restarts); call it after
-every episode. See `python -m evals.bench_policy` for the measured cost.
+every episode. See `python -m memento.evals.bench_policy` for the measured cost.
 
     policy = NeuralQPolicy(bank)
     state = TaskState.from_task(bank, question)
@@ -97,10 +97,10 @@ from torch.nn import functional as F
 from memento.case import Case
 from memento.errors import PolicyError, ValidationError
 from memento.threads import torch_threads
-from policies.base import (Candidates, CaseSelectionPolicy, Exclude, LearnedConfig, Selection, TaskState, check_config,
+from memento.policies.base import (Candidates, CaseSelectionPolicy, Exclude, LearnedConfig, Selection, TaskState, check_config,
                            sample_without_replacement, top_k)
-from policies.change_detection import ChangeMonitor
-from policies.replay import ReplayBuffer, Transition
+from memento.policies.change_detection import ChangeMonitor
+from memento.policies.replay import ReplayBuffer, Transition
 
 FEATURES = ("cosine", "stored_reward", "log_age_days", "log_times_shown", "mean_reward_shown")
 """The per-case features the network sees next to the embeddings."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import CaseSelectionPolicy, Exclude, RerankConfig, Selection, TaskState
+from memento.policies.base import CaseSelectionPolicy, Exclude, RerankConfig, Selection, TaskState
 
 
 @dataclass(frozen=True)

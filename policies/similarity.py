@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from policies.base import CaseSelectionPolicy, Exclude, PolicyConfig, Selection, TaskState
+from memento.policies.base import CaseSelectionPolicy, Exclude, PolicyConfig, Selection, TaskState
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Make a tiny LoRA adapter (random weights, rank 8) on a Hugging Face model folder, for tests.
 
-    python -m evals.vllm.make_tiny_lora --base HF_FOLDER --out ADAPTER_FOLDER
+    python -m memento.evals.vllm.make_tiny_lora --base HF_FOLDER --out ADAPTER_FOLDER
 
 Its weights are random, not trained: it exists so tests can check that an adapter named in a
 request is really applied (the answer changes) by vLLM and by the transformers backend.

@@ -50,7 +50,7 @@ venv_s=$(seconds)
 
 echo "== dequantizing SmolLM2 and making the tiny LoRA adapter"
 HF_MODEL=$("$PY" -c 'from memento.llm.transformers_backend import dequantize_gguf; print(dequantize_gguf())' | tail -1)
-TINY_LORA=$("$PY" -m evals.vllm.make_tiny_lora --base "$HF_MODEL" --out "$WORK/tiny-lora" | tail -1)
+TINY_LORA=$("$PY" -m memento.evals.vllm.make_tiny_lora --base "$HF_MODEL" --out "$WORK/tiny-lora" | tail -1)
 echo "model: $HF_MODEL"; echo "adapter: $TINY_LORA"
 prep_s=$(seconds)
 
@@ -79,7 +79,7 @@ MEMENTO_VLLM_URL="http://127.0.0.1:$PORT/v1" "$PY" -m pytest tests/llm/test_open
     -p no:cacheprovider --durations=0 "$@"
 server_tests_s=$(( $(seconds) - prep_s - serve_ready_s ))
 echo "== throughput against vllm serve with N requests in flight"
-"$PY" -m evals.bench_llm --skip-embedded --server-url "http://127.0.0.1:$PORT/v1" --out runs/bench/llm_vllm.json
+"$PY" -m memento.evals.bench_llm --skip-embedded --server-url "http://127.0.0.1:$PORT/v1" --out runs/bench/llm_vllm.json
 stop_server
 trap - EXIT
 

@@ -33,7 +33,8 @@ def _bank_file(bank_path: str | Path) -> Path:
                               f"copy it to a file first (`memento bank copy URL cases.db`) and distil that")
     bank_path = Path(bank_path)
     if not bank_path.is_file():
-        raise NotFoundError(f"bank '{bank_path}' does not exist; give the bank the adapters were distilled from")
+        raise NotFoundError(f"bank '{bank_path}' does not exist; give the bank the adapters were distilled from "
+                            f"(a new bank is made with `memento init {bank_path}`)")
     return bank_path
 
 

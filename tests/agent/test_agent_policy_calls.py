@@ -7,8 +7,8 @@ import pytest
 
 from memento.agent import Agent, AgentConfig
 from memento.errors import ValidationError
-from policies import NeuralQPolicy, SimilarityPolicy
-from policies.neural_q import NeuralQConfig
+from memento.policies import NeuralQPolicy, SimilarityPolicy
+from memento.policies.neural_q import NeuralQConfig
 from tests.agent.conftest import HAPPY, lookup, scripted
 
 TASK = "In which city was the founder of Acme born?"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from envs.fictional_world import build_world, score
+from memento.envs.fictional_world import build_world, score
 from memento import CaseBank
 from memento.agent import Agent, AgentConfig, load_trace
 from memento.tools.search import CorpusSearch, search_tool
-from policies import NeuralQPolicy
-from policies.neural_q import NeuralQConfig
+from memento.policies import NeuralQPolicy
+from memento.policies.neural_q import NeuralQConfig
 
 SMALL_BUDGETS = AgentConfig(max_subtasks=2, max_steps=3, max_steps_per_subtask=2, max_plan_revisions=0,
                             planner_max_tokens=64, executor_max_tokens=48, answer_max_tokens=24)

@@ -11,8 +11,8 @@ from langgraph.graph import END, START, StateGraph
 
 from memento.agent import Agent, AgentConfig, build_agent_graph, list_traces, load_trace
 from memento.llm import ScriptedLLM
-from policies import NeuralQPolicy, SimilarityPolicy
-from policies.neural_q import NeuralQConfig
+from memento.policies import NeuralQPolicy, SimilarityPolicy
+from memento.policies.neural_q import NeuralQConfig
 from tests.agent.conftest import HAPPY, Script, lookup, scripted
 
 TASK = "In which city was the founder of Acme born?"
@@ -67,7 +67,7 @@ def test_learn_false_leaves_memory_untouched(bank):
 
 
 def test_a_task_record_and_its_gold_reach_the_scorer(bank):
-    from envs.task import Task
+    from memento.envs.task import Task
 
     seen = []
     task = Task(id="q1", question=TASK, gold=["Velmora"], benchmark="fictional", source="fictional")

@@ -10,8 +10,8 @@ import pytest
 from memento import Case
 from memento.agent import AgentConfig, AgentNodes, apply_update, load_trace
 from memento.errors import ValidationError
-from policies import NeuralQPolicy, SimilarityPolicy
-from policies.neural_q import NeuralQConfig
+from memento.policies import NeuralQPolicy, SimilarityPolicy
+from memento.policies.neural_q import NeuralQConfig
 from tests.agent.conftest import FACTS, HAPPY, lookup, scripted
 
 TASK = "In which city was the founder of Acme born?"

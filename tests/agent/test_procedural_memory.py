@@ -14,9 +14,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from envs.fictional_world import build_world
-from envs.metrics import em_f1
-from envs.random_world import random_spec
+from memento.envs.fictional_world import build_world
+from memento.envs.metrics import em_f1
+from memento.envs.random_world import random_spec
 from memento import CaseBank
 from memento.agent import Agent, AgentConfig
 from memento.agent.explore import search_outward
@@ -24,7 +24,7 @@ from memento.agent.induction import induce
 from memento.agent.recall import run_procedure
 from memento.case import Case
 from memento.tools.search import CorpusSearch, search_tool
-from policies.similarity import SimilarityPolicy
+from memento.policies.similarity import SimilarityPolicy
 from tests.fakes import FakeHashEmbedder
 
 CONFIG = AgentConfig(fallback="explore")

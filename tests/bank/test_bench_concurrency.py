@@ -2,7 +2,7 @@
 
 import pytest
 
-from evals.bench_concurrency import run_level
+from memento.evals.bench_concurrency import run_level
 
 
 @pytest.mark.slow

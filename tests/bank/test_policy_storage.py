@@ -13,7 +13,7 @@ import pytest
 from memento import Case, CaseBank
 from memento.bank import EpisodicEntry, ReplayRow
 from memento.errors import NotFoundError
-from policies import TaskState, make_policy
+from memento.policies import TaskState, make_policy
 from tests.conftest import ROOT
 from tests.fakes import FakeHashEmbedder
 

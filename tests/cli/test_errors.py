@@ -17,6 +17,7 @@ ARGUMENTS = {
     "cases stats": [], "cases reindex": [], "cases rm": ["acme-1", "--yes"], "cases dedup": ["--apply"],
     "cases prune": ["--max-reward", "0", "--yes"], "policy show": ["policy.pt"], "policy rank": ["policy.pt"],
     "ask": ["Who founded Acme?"], "ui": ["--check"],
+    "distill run": [], "distill list": [], "distill show": ["v0001"], "distill promote": ["v0001"], "distill rollback": [],
 }
 
 

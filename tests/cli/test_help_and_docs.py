@@ -75,7 +75,7 @@ def test_the_agent_and_eval_examples_run(cli, scripted):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["policy show", "policy rank"])
 def test_the_policy_examples_run(cli, name):
-    import policies
+    from memento import policies
     from memento import CaseBank
     from tests.fakes import FakeHashEmbedder
 

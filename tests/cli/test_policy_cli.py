@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-import policies
+from memento import policies
 from memento import CaseBank
 from tests.cli.fixture_cases import CASES
 from tests.fakes import FakeHashEmbedder

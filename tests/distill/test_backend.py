@@ -11,7 +11,7 @@ CAPITAL = [{"role": "user", "content": "What is the capital of France? Answer in
 
 def test_the_backend_follows_the_promoted_adapter(tmp_path):
     pytest.importorskip("peft", reason="needs the extra memento[distill]")
-    from evals.vllm.make_tiny_lora import make_tiny_lora
+    from memento.evals.vllm.make_tiny_lora import make_tiny_lora
     from memento.llm import load_llm
     from memento.llm.transformers_backend import dequantize_gguf
 

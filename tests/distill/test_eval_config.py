@@ -1,6 +1,6 @@
 """The eval config's `distill` field: off by default without changing older runs' fingerprints."""
 
-from evals.config import DistillSpec, EvalConfig
+from memento.evals.config import DistillSpec, EvalConfig
 
 
 def test_no_distillation_leaves_the_fingerprint_as_it_was():

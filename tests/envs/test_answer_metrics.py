@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from envs.metrics import em_f1, exact_match, normalize_answer, pass_at_k, simpleqa_aggregate, token_f1
+from memento.envs.metrics import em_f1, exact_match, normalize_answer, pass_at_k, simpleqa_aggregate, token_f1
 from memento.errors import ValidationError
 
 

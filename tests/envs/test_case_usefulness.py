@@ -5,11 +5,11 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig, evaluate
+from memento.envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig, evaluate
 from memento.errors import ValidationError
-from policies import make_policy
-from policies.neural_q import NeuralQConfig, NeuralQPolicy
-from policies.random_candidates import RandomCandidatesPolicy
+from memento.policies import make_policy
+from memento.policies.neural_q import NeuralQConfig, NeuralQPolicy
+from memento.policies.random_candidates import RandomCandidatesPolicy
 
 SMALL = UsefulnessEnvConfig(families=3, dim=16, train_tasks_per_family=10, heldout_tasks_per_family=4,
                             gold_per_family=2, lookalike_per_family=2, decoy_per_family=4, seed=0)

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from envs import deepresearcher
-from envs.deepresearcher import domain_of, load_deepresearcher
+from memento.envs import deepresearcher
+from memento.envs.deepresearcher import domain_of, load_deepresearcher
 from memento.errors import DataError, ValidationError
 
 JSONL = Path(__file__).parent / "fixtures" / "deepresearcher" / "mini.jsonl"

@@ -12,8 +12,8 @@ import sys
 import bm25s
 import pytest
 
-from envs import load_tasks, score
-from envs.fictional_world import SHAPES, build_world, load_fictional
+from memento.envs import load_tasks, score
+from memento.envs.fictional_world import SHAPES, build_world, load_fictional
 from memento.errors import ValidationError
 
 RELATION_WORDS = {
@@ -29,7 +29,7 @@ def world():
 
 DIGEST_SCRIPT = """
 import hashlib, json, sys
-from envs.fictional_world import build_world
+from memento.envs.fictional_world import build_world
 world = build_world(seed=0)
 payload = json.dumps([world.passages, [task.model_dump(mode="json") for task in world.tasks(seed=5)]], sort_keys=True)
 print(hashlib.sha256(payload.encode()).hexdigest())

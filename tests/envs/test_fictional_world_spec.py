@@ -7,8 +7,8 @@ import time
 import bm25s
 import pytest
 
-from envs.fictional_world import DEFAULT_SPEC, SHAPES, build_world, load_fictional, random_spec
-from envs.world_spec import Relation, Shape, WorldSpec
+from memento.envs.fictional_world import DEFAULT_SPEC, SHAPES, build_world, load_fictional, random_spec
+from memento.envs.world_spec import Relation, Shape, WorldSpec
 from memento.errors import ValidationError
 
 SPEC_SEEDS = range(8)

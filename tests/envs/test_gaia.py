@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from envs import gaia
-from envs.gaia import load_gaia, question_scorer
+from memento.envs import gaia
+from memento.envs.gaia import load_gaia, question_scorer
 from memento.errors import DataError, ValidationError
 
 GAIA = Path(__file__).parent / "fixtures" / "gaia" / "2023"

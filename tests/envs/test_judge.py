@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from envs.metrics import GRADES, JUDGE_PROMPT_ID, ajudge_answer, judge_answer, judge_messages, parse_verdict_text
+from memento.envs.metrics import GRADES, JUDGE_PROMPT_ID, ajudge_answer, judge_answer, judge_messages, parse_verdict_text
 from memento.errors import ValidationError
 from memento.llm import ScriptedLLM
 

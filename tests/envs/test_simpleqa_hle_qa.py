@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from envs import hle, qa, simpleqa
-from envs.hle import extract_choice, load_hle
-from envs.qa import load_qa
-from envs.simpleqa import load_simpleqa
+from memento.envs import hle, qa, simpleqa
+from memento.envs.hle import extract_choice, load_hle
+from memento.envs.qa import load_qa
+from memento.envs.simpleqa import load_simpleqa
 from memento.errors import DataError, ValidationError
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from envs import SOURCES, load_tasks, score
-from envs.task import Task, select, shared_data_dir
+from memento.envs import SOURCES, load_tasks, score
+from memento.envs.task import Task, select, shared_data_dir
 from memento.errors import DataError, ValidationError
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from evals.config import EvalConfig, TaskSpec
+from memento.evals.config import EvalConfig, TaskSpec
 
 
 def write_jsonl(path, rows):

@@ -6,8 +6,8 @@
 import sys
 from pathlib import Path
 
-from evals.config import EvalConfig, TaskSpec
-from evals.runner import run_eval
+from memento.evals.config import EvalConfig, TaskSpec
+from memento.evals.runner import run_eval
 from tests.evals.fake_episodes import FakeAgentEpisodes, SlowScriptedLLM, gold_echo_handler
 from tests.fakes import FakeHashEmbedder
 

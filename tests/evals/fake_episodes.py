@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 
-from envs.task import Task
-from evals.episode import ArmMemory, EpisodeOutcome, Reward
-from evals.records import ShownCase
+from memento.envs.task import Task
+from memento.evals.episode import ArmMemory, EpisodeOutcome, Reward
+from memento.evals.records import ShownCase
 from memento.case import Case
 from memento.errors import NotFoundError
 from memento.llm import ScriptedLLM
-from policies.base import TaskState
+from memento.policies.base import TaskState
 
 
 class SlowScriptedLLM(ScriptedLLM):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from evals.config import EvalConfig, TaskSpec
-from evals.records import EpisodeLog
-from evals.runner import run_eval
+from memento.evals.config import EvalConfig, TaskSpec
+from memento.evals.records import EpisodeLog
+from memento.evals.runner import run_eval
 from memento.errors import ValidationError
 from tests.evals.fake_episodes import FakeAgentEpisodes, SlowScriptedLLM, gold_echo_handler
 from tests.fakes import FakeHashEmbedder

@@ -3,7 +3,7 @@
 import pydantic
 import pytest
 
-from evals.config import EvalConfig, TaskSpec, load_config
+from memento.evals.config import EvalConfig, TaskSpec, load_config
 from memento.errors import ValidationError
 
 

@@ -9,12 +9,12 @@ from collections import Counter
 
 import pytest
 
-from evals.config import EvalConfig, TaskSpec
-from evals.distributed import VERSION_FILE, read_version, run_distributed
-from evals.runner import run_eval
+from memento.evals.config import EvalConfig, TaskSpec
+from memento.evals.distributed import VERSION_FILE, read_version, run_distributed
+from memento.evals.runner import run_eval
 from memento import CaseBank
 from memento.errors import ValidationError
-from policies import load_policy
+from memento.policies import load_policy
 from tests.evals.fake_episodes import distributed_episodes
 from tests.fakes import FakeHashEmbedder
 
@@ -75,7 +75,7 @@ def test_workers_must_be_a_positive_integer(tmp_path, workers):
 
 
 def test_the_main_job_takes_workers_and_server_urls(tmp_path):
-    from evals.main_job import parse_args, server_llm
+    from memento.evals.main_job import parse_args, server_llm
 
     args = parse_args(["--workers", "4", "--llm-url", "http://127.0.0.1:8000/v1,http://127.0.0.1:8001/v1"])
     assert args.workers == 4

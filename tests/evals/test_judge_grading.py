@@ -3,10 +3,10 @@
 import asyncio
 import json
 
-from envs.metrics import JUDGE_PROMPT_ID
-from envs.task import Task
-from evals.records import EpisodeRecord
-from evals.runner import agrade
+from memento.envs.metrics import JUDGE_PROMPT_ID
+from memento.envs.task import Task
+from memento.evals.records import EpisodeRecord
+from memento.evals.runner import agrade
 from memento.llm import ScriptedLLM
 
 TASK = Task(id="q1", question="Which city hosted the 1908 Summer Olympics?", gold=["London"], benchmark="qa",

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from evals.main_job import main, suite_config
-from evals.records import EpisodeLog
-from evals.runner import plan_passes, prepare_corpus
+from memento.evals.main_job import main, suite_config
+from memento.evals.records import EpisodeLog
+from memento.evals.runner import plan_passes, prepare_corpus
 from memento import CaseBank
 
 

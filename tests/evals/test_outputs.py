@@ -5,8 +5,8 @@ import json
 
 import matplotlib.image
 
-from evals.records import EpisodeLog, EvalSummary
-from evals.runner import run_eval
+from memento.evals.records import EpisodeLog, EvalSummary
+from memento.evals.runner import run_eval
 from tests.evals.fake_episodes import FakeAgentEpisodes, SlowScriptedLLM, gold_echo_handler
 from tests.fakes import FakeHashEmbedder
 

@@ -4,8 +4,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from evals.plots import LEARNING_CURVE_PLOT, plot_learning_curve, running_mean, write_plots
-from evals.records import summarize
+from memento.evals.plots import LEARNING_CURVE_PLOT, plot_learning_curve, running_mean, write_plots
+from memento.evals.records import summarize
 from tests.evals.test_report_ci import episode, split_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

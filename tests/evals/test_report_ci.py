@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from evals.config import EvalConfig, TaskSpec
-from evals.records import EpisodeLog, EpisodeRecord, EvalSummary, summarize
-from evals.report import format_tables, write_report
-from evals.runner import run_eval
+from memento.evals.config import EvalConfig, TaskSpec
+from memento.evals.records import EpisodeLog, EpisodeRecord, EvalSummary, summarize
+from memento.evals.report import format_tables, write_report
+from memento.evals.runner import run_eval
 from tests.evals.fake_episodes import FakeAgentEpisodes, SlowScriptedLLM, gold_echo_handler
 from tests.evals.test_clean_split import GOLD
 from tests.fakes import FakeHashEmbedder

@@ -2,8 +2,8 @@
 
 from datetime import datetime
 
-from evals.records import EpisodeLog
-from evals.runner import run_eval
+from memento.evals.records import EpisodeLog
+from memento.evals.runner import run_eval
 from tests.evals.fake_episodes import FakeAgentEpisodes, SlowScriptedLLM, gold_echo_handler
 from tests.fakes import FakeHashEmbedder
 

@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from evals.records import EpisodeLog, EvalSummary
-from evals.runner import run_eval
+from memento.evals.records import EpisodeLog, EvalSummary
+from memento.evals.runner import run_eval
 from memento.llm.openai_backend import OpenAILLM
 from tests.evals.fake_episodes import FakeAgentEpisodes, SlowScriptedLLM, gold_echo_handler
 from tests.fakes import FakeHashEmbedder

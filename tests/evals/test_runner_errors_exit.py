@@ -1,4 +1,4 @@
-"""`memento eval run` and `python -m evals.main_job` exit with 1 when episodes errored: the real agent
+"""`memento eval run` and `python -m memento.evals.main_job` exit with 1 when episodes errored: the real agent
 against an OpenAI-compatible endpoint that is down (a closed port on 127.0.0.1, loopback only)."""
 
 import json
@@ -7,9 +7,9 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
-from evals.config import EvalConfig, LLMSpec, TaskSpec
-from evals.main_job import main
-from evals.records import EpisodeLog
+from memento.evals.config import EvalConfig, LLMSpec, TaskSpec
+from memento.evals.main_job import main
+from memento.evals.records import EpisodeLog
 from memento.cli import app
 from memento.cli.banks import EMBEDDERS
 from tests.fakes import FakeHashEmbedder

@@ -5,13 +5,13 @@ from collections import Counter
 
 import pytest
 
-from evals.episode import EpisodeOutcome
-from evals.records import EpisodeLog, EpisodeRecord, ShownCase
-from evals.runner import run_eval
+from memento.evals.episode import EpisodeOutcome
+from memento.evals.records import EpisodeLog, EpisodeRecord, ShownCase
+from memento.evals.runner import run_eval
 from memento import CaseBank
 from memento.case import Case
 from memento.policy import TaskState
-from policies import load_policy
+from memento.policies import load_policy
 from tests.evals.fake_episodes import FakeAgentEpisodes, SlowScriptedLLM, gold_echo_handler
 from tests.fakes import FakeHashEmbedder
 

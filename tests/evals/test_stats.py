@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evals.stats import Estimate, bootstrap_mean, mean_over_tasks, paired_difference, task_means
+from memento.evals.stats import Estimate, bootstrap_mean, mean_over_tasks, paired_difference, task_means
 
 
 def coin_flips(n, p, seed):

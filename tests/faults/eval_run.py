@@ -10,10 +10,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from evals.config import EvalConfig, TaskSpec
-from evals.episode import EpisodeOutcome
-from evals.records import ShownCase
-from evals.runner import run_eval
+from memento.evals.config import EvalConfig, TaskSpec
+from memento.evals.episode import EpisodeOutcome
+from memento.evals.records import ShownCase
+from memento.evals.runner import run_eval
 from memento.case import Case
 from memento.policy import TaskState
 from tests.evals.fake_episodes import (

@@ -16,7 +16,7 @@ import numpy as np
 
 from memento import Case, CaseBank
 from memento.policy import TaskState
-from policies import load_policy, make_policy
+from memento.policies import load_policy, make_policy
 from tests.fakes import FakeHashEmbedder
 
 

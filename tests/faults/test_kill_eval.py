@@ -18,9 +18,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from evals.records import EpisodeLog
+from memento.evals.records import EpisodeLog
 from memento import CaseBank
-from policies import load_policy
+from memento.policies import load_policy
 from tests.conftest import ROOT
 from tests.fakes import FakeHashEmbedder
 from tests.faults import eval_run

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from memento import CaseBank
-from policies import load_policy, make_policy
+from memento.policies import load_policy, make_policy
 from tests.conftest import ROOT
 from tests.fakes import FakeHashEmbedder
 

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from evals.records import EpisodeLog
-from evals.runner import run_eval
+from memento.evals.records import EpisodeLog
+from memento.evals.runner import run_eval
 from tests.evals.conftest import fictional_config  # noqa: F401  (the fixture)
 from tests.evals.fake_episodes import SlowScriptedLLM, gold_echo_handler
 from tests.evals.test_runner_resume import AgentOrderEpisodes, policy_steps

@@ -27,7 +27,7 @@ def hf_folder():
 
 @pytest.fixture(scope="module")
 def tiny_lora(hf_folder, tmp_path_factory):
-    from evals.vllm.make_tiny_lora import make_tiny_lora
+    from memento.evals.vllm.make_tiny_lora import make_tiny_lora
 
     return make_tiny_lora(hf_folder, tmp_path_factory.mktemp("lora") / "tiny")
 

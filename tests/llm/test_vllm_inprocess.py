@@ -27,7 +27,7 @@ class Capital(BaseModel):
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from evals.vllm.make_tiny_lora import make_tiny_lora
+    from memento.evals.vllm.make_tiny_lora import make_tiny_lora
     from memento.llm import load_llm
     from memento.llm.transformers_backend import dequantize_gguf
 

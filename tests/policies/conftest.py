@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig
+from memento.envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig
 
 SMALL = UsefulnessEnvConfig(families=3, dim=16, train_tasks_per_family=10, heldout_tasks_per_family=4,
                             gold_per_family=2, lookalike_per_family=2, decoy_per_family=4, seed=0)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from policies.change_detection import ChangeDetector
-from policies.neural_q import NeuralQConfig
+from memento.policies.change_detection import ChangeDetector
+from memento.policies.neural_q import NeuralQConfig
 
 
 def stream(detector, rates, seed):
@@ -48,7 +48,7 @@ def test_a_new_case_is_not_watched_until_it_has_been_shown_a_few_times():
 
 def test_a_region_notices_a_drop_that_no_single_case_sees_long_enough():
     """Each episode shows other cases, so every case's own sum restarts; the region's sum does not."""
-    from policies.change_detection import RegionDetector
+    from memento.policies.change_detection import RegionDetector
 
     config = NeuralQConfig()
     regions = RegionDetector(config.change_threshold, config.change_drop, locality=0.5)

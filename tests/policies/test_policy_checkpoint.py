@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from envs.case_usefulness import CaseUsefulnessEnv, SyntheticEmbedder, train_online
+from memento.envs.case_usefulness import CaseUsefulnessEnv, SyntheticEmbedder, train_online
 from memento import CaseBank
 from memento.errors import NotFoundError, PolicyError
-from policies import POLICIES, EpisodicControlPolicy, NeuralQPolicy, load_policy, make_policy
-from policies.base import CHECKPOINT_VERSION
+from memento.policies import POLICIES, EpisodicControlPolicy, NeuralQPolicy, load_policy, make_policy
+from memento.policies.base import CHECKPOINT_VERSION
 from tests.policies.conftest import SMALL
 
 

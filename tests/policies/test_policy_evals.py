@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from evals import bench_policy, policy_curve
+from memento.evals import bench_policy, policy_curve
 
 
 @pytest.mark.slow

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from envs.case_usefulness import SyntheticEmbedder
+from memento.envs.case_usefulness import SyntheticEmbedder
 from memento import Case, CaseBank
 from memento.errors import NotFoundError, PolicyError, ValidationError
-from policies import POLICIES, Selection, SimilarityPolicy, TaskState, make_policy
+from memento.policies import POLICIES, Selection, SimilarityPolicy, TaskState, make_policy
 
 ALL = sorted(POLICIES)
 
@@ -201,7 +201,7 @@ def test_similarity_has_no_usefulness_to_rank_by(env):
 
 
 def test_exploration_samples_from_the_softmax_without_replacement():
-    from policies.base import sample_without_replacement
+    from memento.policies.base import sample_without_replacement
 
     rng = np.random.default_rng(0)
     logits = np.log(np.array([1.0, 3.0, 6.0]))

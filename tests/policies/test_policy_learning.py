@@ -5,14 +5,14 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig, evaluate, train_online
+from memento.envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig, evaluate, train_online
 from memento import Case, CaseBank
-from envs.case_usefulness import SyntheticEmbedder
+from memento.envs.case_usefulness import SyntheticEmbedder
 from memento.embedders import normalize_rows
-from policies import EpisodicControlPolicy, NeuralQPolicy, TaskState, make_policy
-from policies.episodic_control import EpisodicControlConfig
-from policies.neural_q import NeuralQConfig
-from policies.random_candidates import RandomCandidatesPolicy
+from memento.policies import EpisodicControlPolicy, NeuralQPolicy, TaskState, make_policy
+from memento.policies.episodic_control import EpisodicControlConfig
+from memento.policies.neural_q import NeuralQConfig
+from memento.policies.random_candidates import RandomCandidatesPolicy
 from tests.policies.conftest import SMALL
 
 EPISODES = 300

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from policies import POLICY_CLASSES
+from memento.policies import POLICY_CLASSES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from envs.case_usefulness import CaseUsefulnessEnv, train_online
-from policies import make_policy
-from policies.replay import REPLAY_TABLE, STATS_TABLE
+from memento.envs.case_usefulness import CaseUsefulnessEnv, train_online
+from memento.policies import make_policy
+from memento.policies.replay import REPLAY_TABLE, STATS_TABLE
 from tests.policies.conftest import SMALL
 
 

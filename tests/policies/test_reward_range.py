@@ -5,7 +5,7 @@ import pytest
 from memento import Case, CaseBank
 from memento.errors import ValidationError
 from memento.policy import TaskState
-from policies import POLICIES, make_policy
+from memento.policies import POLICIES, make_policy
 from tests.fakes import FakeHashEmbedder
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from memento import CaseBank
 from memento.errors import PolicyError, ValidationError
-from policies import POLICIES, load_policy, make_policy
+from memento.policies import POLICIES, load_policy, make_policy
 
 ALL = sorted(POLICIES)
 
@@ -82,8 +82,8 @@ def test_policies_that_keep_nothing_in_the_bank_never_clash(env):
 def test_k_has_one_owner_the_caller(env, tmp_path):
     """k was defined in six config classes, and the agent ignored the policy's own."""
     from memento.policy import DEFAULT_K, PolicyConfig
-    from policies.no_memory import NoMemoryConfig
-    from policies.random_candidates import RandomCandidatesConfig
+    from memento.policies.no_memory import NoMemoryConfig
+    from memento.policies.random_candidates import RandomCandidatesConfig
 
     configs = [cls.config_class for cls, _ in POLICIES.values()] + [NoMemoryConfig, RandomCandidatesConfig]
     for config in configs:

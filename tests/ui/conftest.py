@@ -42,8 +42,8 @@ EXTRA_CASES = [
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A finished eval run folder (arms none and neural, 2 passes over 3 fictional tasks)."""
-    from evals.config import EvalConfig, LLMSpec, TaskSpec
-    from evals.runner import run_eval
+    from memento.evals.config import EvalConfig, LLMSpec, TaskSpec
+    from memento.evals.runner import run_eval
     from memento.llm import BACKENDS
 
     folder = tmp_path_factory.mktemp("runs") / "tiny"
