@@ -229,17 +229,11 @@ def _worker_main(settings: str, pass_index: int, worker: int, workers: int, epis
 
 
 def _actor_arm(name: str, config: EvalConfig, run_dir: Path, embedder: Any) -> ArmMemory:
-    from memento import CaseBank
-    from memento.policies import load_policy
-
+    # open_arm loads the checkpoint the coordinator saved before any worker started.
     arm = open_arm(name, config, run_dir, embedder, share=True)
     if not arm.has_memory or not hasattr(arm.policy, "replay"):
         return arm
-    policy = arm.policy.policy
-    if arm.checkpoint is not None and arm.checkpoint.exists():
-        policy.close()
-        policy = load_policy(arm.checkpoint, arm.bank, share=True)
-    return ArmMemory(name, arm.bank, ActorPolicy(policy, arm.bank, arm.checkpoint), arm.checkpoint)
+    return ArmMemory(name, arm.bank, ActorPolicy(arm.policy.policy, arm.bank, arm.checkpoint), arm.checkpoint)
 
 
 # --- the learner ----------------------------------------------------------------------------
@@ -281,6 +275,10 @@ class ArmLearner:
     def step(self) -> int:
         from memento.policies import load_policy
 
+        policy = self.arm.policy.policy
+        newest = self.arm.bank.replay_rows(policy.config.name, limit=1, n_features=-1)
+        if not newest or newest[0].row_id <= self.seen:  # a cheap look before loading the checkpoint and replay
+            return 0
         fresh = load_policy(self.arm.checkpoint, self.arm.bank, share=True)  # its own weights, everyone's replay
         new = [t for t in fresh.replay.transitions if (t.row_id or 0) > self.seen]
         if not new:
