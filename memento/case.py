@@ -63,12 +63,12 @@ def check_reward(reward: Any, *, what: str = "reward") -> float:
     """A reward as a float in REWARD_RANGE, or memento's ValidationError naming the value and the fix."""
     low, high = REWARD_RANGE
     if isinstance(reward, bool) or not isinstance(reward, (int, float)) and not hasattr(reward, "__float__"):
-        raise ValidationError(f"{what} {reward!r} is not a number; use a number from {low:g} (failure) to {high:g} (success)")
+        raise ValidationError(f"{what} {reward!r:.80} is not a number; use a number from {low:g} (failure) to {high:g} (success)")
     value = float(reward)
     if not math.isfinite(value):
-        raise ValidationError(f"{what} {reward!r} is not a finite number; use {low:g} for a failure, {high:g} for a success")
+        raise ValidationError(f"{what} {reward!r:.80} is not a finite number; use {low:g} for a failure, {high:g} for a success")
     if not low <= value <= high:
-        raise ValidationError(f"{what} {reward!r} is outside [{low:g}, {high:g}]; use {low:g} for a failure, {high:g} "
+        raise ValidationError(f"{what} {reward!r:.80} is outside [{low:g}, {high:g}]; use {low:g} for a failure, {high:g} "
                               f"for a success, or a score in between (scale other rewards into that range)")
     return value
 

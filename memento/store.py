@@ -95,6 +95,7 @@ class CaseBankStore(BaseStore):
         ops = list(ops)
         for op in ops:
             validate_op_namespace(op)
+            _check_text(op)
         results: list[Result] = []
         puts: dict[tuple[tuple[str, ...], str], PutOp] = {}
         for op in ops:
@@ -255,6 +256,22 @@ def _procedure_of(put: PutOp, value: dict[str, Any]) -> Procedure | None:
         raise ValidationError(f"item {put.key!r}: value['procedure'] is not a procedure: "
                               f"{error.errors()[0]['msg']} at {'.'.join(map(str, error.errors()[0]['loc'])) or 'top'}; "
                               f"see memento.procedure.Procedure for its fields") from None
+
+
+def _check_text(op: Op) -> None:
+    """Refuse a key that is not a string, and a key or label that is not valid Unicode (the bank stores UTF-8)."""
+    key = getattr(op, "key", None)
+    if key is not None and not isinstance(key, str):
+        raise ValidationError(f"store key {key!r:.80} is a {type(key).__name__}; keys are strings, e.g. str({key!r:.40})")
+    labels = getattr(op, "namespace", None) or getattr(op, "namespace_prefix", None) or ()
+    for text in [*(labels if isinstance(labels, (tuple, list)) else ()), *([key] if key is not None else [])]:
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise ValidationError(f"store key or namespace label {text!r:.80} is not valid Unicode text (a lone "
+                                      f"surrogate at position {error.start}); decode bytes with "
+                                      f"errors='replace' before storing them") from None
 
 
 def item_id(namespace: Sequence[str], key: str) -> str:
