@@ -16,7 +16,9 @@ every few episodes, without exploration or learning, in three variants:
 
 The learned policies also run with the settings they had before issue 12 (`*-before`), to show
 what the back-off to similarity, the change handling and the episodic-control kernel repair
-changed.
+changed. In the flip variant `neural-told` is the neural policy told where and when the change
+happened (it forgets the flipped families' cases at the flip, skipping detection): how far it
+gets bounds what better change detection could buy.
 
 The score is the expected success (the mean chance of success of the chosen sets over the
 tasks, free of Bernoulli noise). Every policy sees the same envs and seeds; intervals are 95 %
@@ -64,7 +66,9 @@ BEFORE = {
     "episodic-before": "episodic as before issue 12 (narrow kernel, flat prior)",
 }
 """The learned policies with the settings they had before the back-off, change handling and kernel repair."""
-LABELS = {**BASELINES, **LEARNED, **BEFORE}
+TOLD = {"neural-told": "neural, told the change (forgets the flipped families' cases at the flip)"}
+"""Flip variant only: a bound on what change detection can buy, since detection itself is skipped."""
+LABELS = {**BASELINES, **LEARNED, **BEFORE, **TOLD}
 VARIANTS = ("heldout", "transfer", "flip")
 ENV_CONFIGS = {
     "heldout": UsefulnessEnvConfig(),
@@ -84,6 +88,8 @@ def make(name: str, bank, seed: int):
         return RandomCandidatesPolicy(bank, RandomCandidatesConfig(seed=seed))
     if name == "untrained":
         return NeuralQPolicy(bank, NeuralQConfig(seed=seed, prior_shows=0))
+    if name == "neural-told":
+        return NeuralQPolicy(bank, NeuralQConfig(name=name, seed=seed))
     if name == "neural-before":
         return NeuralQPolicy(bank, NeuralQConfig(name=name, seed=seed, prior_shows=0, residual_lr=0, recent_fraction=0,
                                                  change_threshold=0))
@@ -105,7 +111,7 @@ def run_one(name: str, variant: str, seed: int, args: argparse.Namespace, workdi
     """One learning run in one variant: expected success at each checkpoint, and the wall time."""
     env = CaseUsefulnessEnv.create(workdir / f"{variant}-{name}-{seed}.db", _config(variant, seed))
     policy = make(name, env.bank, seed)
-    learns = name in LEARNED or name in BEFORE
+    learns = name in LEARNED or name in BEFORE or name in TOLD
     train_rng = np.random.default_rng([seed, 0])
     started = time.perf_counter()
 
@@ -125,7 +131,10 @@ def run_one(name: str, variant: str, seed: int, args: argparse.Namespace, workdi
     k = DEFAULT_K  # what select shows when not told otherwise, as train_online and evaluate call it
     if variant == "flip":
         before = curve(checkpoints(args.flip_at, args.every), env.heldout_tasks, 0)
-        tasks = env.tasks_of(env.heldout_tasks, env.flip())
+        flipped = env.flip()
+        if name in TOLD:
+            policy.forget({case_id for case_id, family in env.family_of.items() if family in flipped})
+        tasks = env.tasks_of(env.heldout_tasks, flipped)
         after = curve(checkpoints(args.after_flip, args.flip_every, args.flip_at), tasks, args.flip_at)
         result = {"before": before, "after": after,
                   "optimum": float(np.mean([env.best_success_probability(t, k) for t in tasks]))}
@@ -194,7 +203,7 @@ def plot(result: dict, variant: str, path: Path) -> None:
             series = {key: summary["before"][key] + summary["after"][key] for key in ("mean", "low", "high")}
         else:
             episodes, series = data["episodes"], summary["curve"]
-        style = "--" if name in BASELINES else ":" if name in BEFORE else "-"
+        style = "--" if name in BASELINES else ":" if name in BEFORE else "-." if name in TOLD else "-"
         axes.plot(episodes, series["mean"], style, label=summary["label"], linewidth=2)
         axes.fill_between(episodes, series["low"], series["high"], alpha=0.15)
     optimum = next(iter(data["policies"].values()))["optimum"]
@@ -267,6 +276,8 @@ def main(argv: list[str] | None = None) -> dict:
                 data["episodes"] = checkpoints(args.episodes, args.every)
             result["variants"][variant] = data
             for name in args.policies.split(","):
+                if name in TOLD and variant != "flip":
+                    continue  # without a change there is nothing to be told: it would be `neural` again
                 runs = [run_one(name, variant, seed, args, Path(workdir)) for seed in range(args.seeds)]
                 data["policies"][name] = summarise(name, variant, runs, args)
                 print(f"{variant} / {name}: done ({data['policies'][name]['seconds_per_run']:.1f} s per run)", flush=True)

@@ -51,8 +51,10 @@ it follow a world that changes (a tool or site changes, an answer goes stale):
   `change_threshold` it is confirmed outright. A confirmed change forgets the steps and
   statistics of every candidate of the task, which sends their scores back to the similarity
   prior until fresh evidence comes in, and marks what the network says about them stale until
-  `recent_window` more steps have retrained it (until then a forgotten case's learned score is
-  the prior plus its residual, fitted to fresh outcomes only); a false alarm costs the test episodes and nothing else,
+  `recent_window` more steps have retrained it and the case has been shown `STALE_SHOWS` times
+  since (until then a forgotten case's learned score is the prior plus its residual, fitted to
+  fresh outcomes only: with a fixed number of steps alone, the network's old view of a case the
+  prior seldom picks came back and the policy picked it again); a false alarm costs the test episodes and nothing else,
   which is what lets the suspicion level be low.
 
 How far this gets is measured by the flip variant of `python -m memento.evals.policy_curve` (see the
@@ -104,6 +106,9 @@ from memento.policies.replay import ReplayBuffer, Transition
 
 FEATURES = ("cosine", "stored_reward", "log_age_days", "log_times_shown", "mean_reward_shown")
 """The per-case features the network sees next to the embeddings."""
+
+STALE_SHOWS = 32
+"""Fresh shows of a case forgotten after a change before the network's score of it is used again."""
 
 USEFULNESS_STATES = 16
 """How many recorded task states a case's usefulness is averaged over."""
@@ -283,11 +288,22 @@ class NeuralQPolicy(CaseSelectionPolicy):
         # The baseline b(s) is the same for every candidate; the mean learned score stands in for it.
         prior = float(scores.mean()) + self.config.prior_scale * (candidates.similarities - candidates.similarities.mean())
         learned = scores.copy()
-        stale = np.array([self.stale_until.get(c.id, -1) > self.recorded for c in candidates.cases])
+        stale = np.array([self._stale(c.id) for c in candidates.cases])
         # What the network learned about a case before a change is stale until fresh steps retrain it:
         # until then the case's learned score is the prior plus its residual, fitted to fresh outcomes only.
         learned[stale] = prior[stale]
         return (weight * (learned + residuals) + (1 - weight) * prior).astype(np.float32)
+
+    def _stale(self, case_id: str) -> bool:
+        """Whether what the network says of a case forgotten after a change is still not to be used.
+
+        Until `recent_window` more steps have passed and the case itself has been shown
+        `STALE_SHOWS` times since: a case the prior seldom picks (the one whose answers went
+        stale) gets few fresh steps, so the network's old view of it would come back once a fixed
+        number of steps had passed, and the policy would pick it again.
+        """
+        until = self.stale_until.get(case_id)
+        return until is not None and (until > self.recorded or self.replay.stats.get(case_id, (0, 0.0))[0] < STALE_SHOWS)
 
     def features(self, cases: Sequence[Case], similarities: np.ndarray) -> np.ndarray:
         """The (len(cases), len(FEATURES)) feature rows, in the order of `FEATURES`."""
@@ -365,7 +381,7 @@ class NeuralQPolicy(CaseSelectionPolicy):
             baseline = float(self.net.base(states)[0])
         residuals = np.array([self.residual.get(c, 0.0) for c in transition.case_ids])
         # A stale case's network score is not what select uses (`backed_off`): count it as no effect.
-        q[[self.stale_until.get(c, -1) > self.recorded for c in transition.case_ids]] = 0.0
+        q[[self._stale(c) for c in transition.case_ids]] = 0.0
         if self.config.credit == "set":
             # The set model: one prediction for the shown set, its error shared by every shown case.
             predicted = np.full(len(q), _sigmoid(baseline + float((q + residuals).sum())))
@@ -386,13 +402,22 @@ class NeuralQPolicy(CaseSelectionPolicy):
         if changed is None:
             return
         around = self._candidates(state, self.config.candidates, namespace)
-        forget = {c.id for c in around.cases} | changed
+        self.forget({c.id for c in around.cases} | changed)
+        self.changes += 1
+
+    def forget(self, case_ids: set[str] | Sequence[str]) -> None:
+        """Drop what is known about these cases (steps, statistics, residuals), as after a confirmed change.
+
+        Their scores fall back to the similarity prior, and what the network says of them is stale
+        until `recent_window` more steps have retrained it. The change detector calls this; so can a
+        caller that knows a change happened (a tool was replaced, a site moved).
+        """
+        forget = set(case_ids)
         self.replay.forget(forget)
         self.monitor.reset(forget)
         for case_id in forget:
             self.residual.pop(case_id, None)
             self.stale_until[case_id] = self.recorded + self.config.recent_window
-        self.changes += 1
 
     # -- learning ---------------------------------------------------------------------------------
 

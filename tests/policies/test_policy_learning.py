@@ -230,3 +230,22 @@ def test_after_a_change_the_networks_old_view_of_a_forgotten_case_is_not_used(en
         for parameter in policy.net.parameters():
             parameter.add_(torch.randn_like(parameter))
     np.testing.assert_allclose(stale_gaps(), before, atol=1e-4)
+
+
+def test_a_forgotten_case_seldom_shown_since_stays_on_the_prior_after_the_window(env):
+    """The window passing is not enough: the network's old view returns only once the case itself has fresh shows."""
+    from memento.policies.neural_q import STALE_SHOWS
+
+    policy = make_policy("neural", bank=env.bank, min_replay=1, recent_window=4)
+    state = env.state(env.train_tasks[0])
+    shown = [s.case.id for s in policy.select(state, k=3)]
+    policy.forget(shown)
+    others = [s.case.id for s in policy.select(env.state(env.train_tasks[-1]), k=3) if s.case.id not in shown]
+    for _ in range(policy.config.recent_window + 2):  # the window passes on steps that show other cases
+        policy.record(env.state(env.train_tasks[-1]), others, 1.0)
+    assert all(policy._stale(c) for c in shown), "shown 0 times since it was forgotten"
+    for _ in range(STALE_SHOWS):
+        policy.record(state, shown, 1.0)
+    assert not any(policy._stale(c) for c in shown), "fresh shows and the window: the network counts again"
+    policy.forget(shown[:1])
+    assert policy._stale(shown[0]) and not policy._stale(shown[1])
