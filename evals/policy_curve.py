@@ -217,7 +217,7 @@ def plot(result: dict, variant: str, path: Path) -> None:
     axes.set_xlabel("online learning episodes")
     axes.set_ylabel("expected success")
     axes.set_ylim(0, 1)
-    axes.set_title(f"{titles[variant]} ({result['seeds']} seeds, mean and 95 % CI)", fontsize=10)
+    axes.set_title(f"{titles[variant]}\n({result['seeds']} seeds, mean and 95 % CI)", fontsize=10)
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     axes.grid(alpha=0.3)
     figure.tight_layout()
