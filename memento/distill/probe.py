@@ -38,6 +38,8 @@ from memento.judge import em_f1, normalize_answer
 
 BOOTSTRAP_RESAMPLES = 2000
 QA_PROMPT = "Answer in a few words. {question}"
+REPLY_MARGIN = 8
+"""Tokens a held-out reply may run past its gold completion's length before it is cut."""
 
 
 @dataclass
@@ -66,13 +68,20 @@ def score_of(values: Sequence[float], *, transform: Callable[[float], float] = l
 
 def probe(model: Any, tokenizer: Any, *, heldout: Sequence[Example] = (), general_text: Sequence[str] = (),
           general_qa: Sequence[GeneralQuestion] = (), generate: bool = True, prefix: str = "heldout",
-          max_new_tokens: int = 16, batch_size: int = 8) -> dict[str, Score]:
-    """Every score the gate reads, for the model as it is now (adapter on or off is the caller's choice)."""
+          max_new_tokens: int | None = None, batch_size: int = 8) -> dict[str, Score]:
+    """Every score the gate reads, for the model as it is now (adapter on or off is the caller's choice).
+
+    A held-out reply may run to `max_new_tokens`; by default, the longest held-out completion's
+    tokens plus `REPLY_MARGIN`: the completion holds the plan before "Answer: ...", and a fixed
+    16 tokens cut every reply off before its answer, so EM read 0 for an adapter that had learned
+    its cases word for word.
+    """
     scores: dict[str, Score] = {}
     if heldout:
         scores[f"{prefix}_logprob"] = score_of(reply_logprobs(model, tokenizer, heldout, batch_size=batch_size))
         if generate:
-            replies = greedy_replies(model, tokenizer, [e.chat() for e in heldout], max_new_tokens, batch_size)
+            budget = max_new_tokens or reply_budget(tokenizer, heldout)
+            replies = greedy_replies(model, tokenizer, [e.chat() for e in heldout], budget, batch_size)
             graded = [em_f1(answer_of(r), [e.answer]) for r, e in zip(replies, heldout)]
             scores[f"{prefix}_em"] = score_of([100 * g["em"] for g in graded])
             scores[f"{prefix}_f1"] = score_of([100 * g["f1"] for g in graded])
@@ -88,6 +97,11 @@ def probe(model: Any, tokenizer: Any, *, heldout: Sequence[Example] = (), genera
         replies = greedy_replies(model, tokenizer, prompts, 16, batch_size)
         scores["general_qa_accuracy"] = score_of([100.0 * contains_answer(r, q.answers) for r, q in zip(replies, general_qa)])
     return scores
+
+
+def reply_budget(tokenizer: Any, examples: Sequence[Example]) -> int:
+    """New tokens that fit the longest of these examples' completions, with `REPLY_MARGIN` to spare."""
+    return max(len(tokenizer(e.completion, add_special_tokens=False)["input_ids"]) for e in examples) + REPLY_MARGIN
 
 
 def contains_answer(reply: str, answers: Sequence[str]) -> bool:

@@ -26,7 +26,7 @@ def test_a_tiny_adapter_answers_its_cases_better(fact_bank, smol):
     result = train_adapter(model, tokenizer, examples, TrainConfig(steps=12, lr=3e-3, **TINY), progress=False)
     after = probe(model, tokenizer, heldout=examples)
     assert after["heldout_logprob"].mean > before["heldout_logprob"].mean + 1.0  # nats per token
-    assert after["heldout_em"].mean > before["heldout_em"].mean
+    assert after["heldout_em"].mean >= 75.0 > before["heldout_em"].mean, "the greedy replies now hold the facts"
     assert result.losses[-1]["losses/task"] < result.losses[0]["losses/task"] and result.seconds_per_step > 0
 
 
