@@ -17,6 +17,12 @@ from memento.evals.config import NO_MEMORY
 from memento.evals.records import EvalSummary, MetricRow
 from memento.evals.stats import Estimate
 
+DISTILL_FILE = "distillations.json"
+"""Each memory arm's background distillations: when, at how many successes, the gate's before/after."""
+
+DISTILL_SCORES = ("heldout_logprob", "heldout_em", "general_ppl", "general_qa_accuracy", "memory_tasks_reward")
+"""The gate's scores a report shows, base -> adapter, where a run measured them."""
+
 
 def _pass_label(row: MetricRow) -> str:
     return f"train {row.group}" if row.phase == "train" else "test"
@@ -114,6 +120,31 @@ def detail_table(rows: list[MetricRow], first: str, label) -> str:
     return _table(header, body)
 
 
+def distillation_table(runs: dict[str, list[dict]]) -> str:
+    """One row per distillation run of each arm: when, the outcome, and each gate score before -> after."""
+    measured = [name for name in DISTILL_SCORES
+                if any(name in (run.get("before") or {}) for arm_runs in runs.values() for run in arm_runs)]
+    header = ["arm", "run", "successes", "status", "version", "promoted"] + [f"{m} base → adapter" for m in measured]
+    body = []
+    for arm, arm_runs in runs.items():
+        for run in arm_runs:
+            before, after = run.get("before") or {}, run.get("after") or {}
+            status = run.get("status", "?")
+            if status == "failed":
+                status = f"failed: {run.get('error', '')[:80]}"
+            elif status == "done" and not run.get("gate_passed"):
+                status = f"rejected ({', '.join(run.get('failed') or [])})"
+            cells = [arm, str(run.get("run", "")), str(run.get("successes", "")), status, str(run.get("version", "-")),
+                     "yes" if run.get("promoted") else "no"]
+            cells += [f"{_score(before.get(m))} → {_score(after.get(m))}" for m in measured]
+            body.append(cells)
+    return _table(header, body)
+
+
+def _score(score: dict | None) -> str:
+    return "-" if not score or score.get("mean") is None else f"{score['mean']:.3f}"
+
+
 def format_tables(summary: EvalSummary) -> str:
     """The headline table with its intervals, the costs, the exact-match table and the per-pass details,
     as markdown text for the terminal."""
@@ -184,6 +215,14 @@ def write_report(summary: EvalSummary, path: str | Path, *, plots: list[Path] = 
     if summary.by_domain:
         lines += ["", f"## In-domain against out-of-domain ({scored})", "",
                   detail_table(summary.by_domain, "domain", lambda r: r.group)]
+    distillations_path = path.parent / DISTILL_FILE
+    if distillations_path.exists():
+        runs = json.loads(distillations_path.read_text(encoding="utf-8"))
+        lines += ["", "## Distillations", "", distillation_table(runs), "",
+                  "Each row is one background distillation of an arm's bank (`EvalConfig.distill`): the gate's "
+                  "scores for the base model -> base + the candidate adapter, and whether it was promoted. The "
+                  "episodes after a promotion use the adapter where the backend follows the bank's registry "
+                  "(the transformers backend with `distilled_from`)."]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     lines += ["", "## Reading the columns", "",

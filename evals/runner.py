@@ -38,6 +38,7 @@ from memento.evals.episode import (AgentEpisodes, ArmMemory, EpisodeOutcome, Epi
                            same_task_shown)
 from memento.evals.manifest import check_run_dir, write_manifest
 from memento.evals.records import EpisodeLog, EpisodeRecord, EvalSummary, Phase, case_id_for, summarize
+from memento.evals.report import DISTILL_FILE
 from memento.embedders import Embedder
 from memento.errors import MementoError, NotFoundError, ValidationError
 from memento.policy import TaskState
@@ -45,8 +46,6 @@ from memento.policy import TaskState
 EPISODES_FILE = "episodes.jsonl"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
-DISTILL_FILE = "distillations.json"
-"""Each memory arm's background distillations: when, at how many successes, the gate's before/after."""
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,23 @@ def test_a_split_run_folder_has_the_ci_table_and_a_learning_curve(tmp_path, spli
     report = (tmp_path / "run" / "report.md").read_text()
     assert HEADLINE in report and "![learning_curve](learning_curve.png)" in report
     assert (tmp_path / "run" / "learning_curve.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_report_shows_each_distillation_base_to_adapter(tmp_path):
+    summary, _ = split_run()
+    runs = {"neural": [
+        {"run": 1, "successes": 20, "status": "done", "version": "v0001", "promoted": True, "gate_passed": True,
+         "failed": [], "before": {"heldout_logprob": {"mean": -5.85}, "general_ppl": {"mean": 20.1}},
+         "after": {"heldout_logprob": {"mean": -3.08}, "general_ppl": {"mean": 20.4}}},
+        {"run": 2, "successes": 40, "status": "done", "version": "v0002", "promoted": False, "gate_passed": False,
+         "failed": ["general_ppl"], "before": {"heldout_logprob": {"mean": -3.1}}, "after": {"heldout_logprob": {"mean": -2.9}}},
+        {"run": 3, "successes": 60, "status": "failed", "error": "need 100 examples"}]}
+    (tmp_path / "distillations.json").write_text(json.dumps(runs))
+    report = write_report(summary, tmp_path / "report.md").read_text()
+    section = report.split("## Distillations", 1)[1]
+    assert "| neural | 1 | 20 | done | v0001 | yes | -5.850 → -3.080 | 20.100 → 20.400 |" in section
+    assert "| neural | 2 | 40 | rejected (general_ppl) | v0002 | no | -3.100 → -2.900 | - → - |" in section
+    assert "failed: need 100 examples" in section
+    without = tmp_path / "without"
+    without.mkdir()
+    assert "## Distillations" not in write_report(summary, without / "report.md").read_text()
