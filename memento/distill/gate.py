@@ -5,7 +5,11 @@
 
 Base vs base+adapter (`model` is a peft model whose active adapter is the candidate) on
 (a) the held-out distilled cases: the candidate must do better than the base (`min_gain`);
-(b) the eval runner's tasks with memory on: not run here (the report says so);
+(b) the eval runner's tasks with memory on, when the caller passes `memory_tasks`: a callable that
+    runs them with the model as it is and returns each task's reward; the gate calls it with the
+    adapter off (memory alone) and on (adapter + memory). memento's library cannot run an eval
+    itself (it never imports memento.evals): `memento.evals.distill_memory` builds the callable
+    from a run folder. Without it the report says the check was not run;
 (c) the general probe: perplexity on held-out general text and accuracy on general questions;
 (d) the previous adapter's own held-out cases, against that adapter's score on them.
 A guarded score (c, d) fails when it drops by more than `max_drop_points` or when the candidate's
@@ -17,17 +21,20 @@ one threshold reads the same on all of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from memento.distill.general_text import GENERAL_QA, PROBE_PASSAGES, GeneralQuestion
-from memento.distill.probe import Score, adapter_off, probe
+from memento.distill.probe import Score, adapter_off, probe, score_of
 from memento.distill.selection import Example
 from memento.errors import ValidationError
 
-EVAL_TASKS_NOT_RUN = ("(b) the eval tasks with memory on are not run by the gate; run `memento eval` with the "
-                      "transformers backend and the promoted adapter to compare against memory alone")
+EVAL_TASKS_NOT_RUN = ("(b) the eval tasks with memory on were not run: pass memory_tasks (e.g. "
+                      "memento.evals.distill_memory.memory_task_scorer(run_dir)) to compare against memory alone")
+
+MEMORY_TASKS = "memory_tasks_reward"
+"""Check (b)'s score: the mean reward on the eval tasks with memory on, as a percentage."""
 
 
 @dataclass
@@ -42,7 +49,8 @@ class GateRule:
     """The held-out score that must improve: heldout_logprob, heldout_em or heldout_f1."""
     min_gain: float = 0.0
     """It must improve by more than this (nats per token for log-probability, points for EM/F1)."""
-    guarded: tuple[str, ...] = ("general_ppl", "general_qa_accuracy", "general_qa_logprob", "previous_heldout_logprob")
+    guarded: tuple[str, ...] = ("general_ppl", "general_qa_accuracy", "general_qa_logprob", "previous_heldout_logprob",
+                                MEMORY_TASKS)
     """Scores that must not drop; those not measured (no previous adapter) are skipped."""
 
     def __post_init__(self) -> None:
@@ -71,11 +79,13 @@ def ci_worse(name: str, reference: float, candidate: Score) -> bool:
 def run_gate(model: Any, tokenizer: Any, *, heldout: Sequence[Example], rule: GateRule | None = None,
              general_text: Sequence[str] = PROBE_PASSAGES, general_qa: Sequence[GeneralQuestion] = GENERAL_QA,
              previous: tuple[str, Sequence[Example]] | None = None, candidate: str = "candidate",
-             generate: bool = True, base_scores: dict[str, Score] | None = None) -> dict[str, Any]:
+             generate: bool = True, base_scores: dict[str, Score] | None = None,
+             memory_tasks: Callable[[Any, Any], Sequence[float]] | None = None) -> dict[str, Any]:
     """Measure base and candidate (and the previous adapter on its own cases) and apply the rule.
 
     `base_scores` (the base's `probe` on the same items) saves measuring the base again when
-    several candidates are gated against one base.
+    several candidates are gated against one base. `memory_tasks(model, tokenizer)` returns the
+    reward (0 to 1) of each eval task run with memory on by the model as it is (check b).
     """
     rule = rule or GateRule()
     kwargs = {"heldout": heldout, "general_text": general_text, "general_qa": general_qa, "generate": generate}
@@ -92,6 +102,19 @@ def run_gate(model: Any, tokenizer: Any, *, heldout: Sequence[Example], rule: Ga
         model.set_adapter(name)
         reference.update(probe(model, tokenizer, heldout=examples, generate=False, prefix="previous_heldout"))
         model.set_adapter(candidate)
+    eval_tasks = {"status": "not_run", "why": EVAL_TASKS_NOT_RUN}
+    if memory_tasks is not None:
+        with adapter_off(model):
+            alone = memory_tasks(model, tokenizer)
+        with_adapter = memory_tasks(model, tokenizer)
+        if len(alone) != len(with_adapter) or not alone:
+            raise ValidationError(f"memory_tasks returned {len(alone)} rewards with the adapter off and "
+                                  f"{len(with_adapter)} with it on; it must score the same tasks, at least one")
+        reference[MEMORY_TASKS] = base[MEMORY_TASKS] = score_of([100.0 * r for r in alone])
+        cand[MEMORY_TASKS] = score_of([100.0 * r for r in with_adapter])
+        eval_tasks = {"status": "run", "tasks": len(alone), "memory_alone": base[MEMORY_TASKS].mean,
+                      "adapter_and_memory": cand[MEMORY_TASKS].mean,
+                      "adapter_beats_memory_alone": cand[MEMORY_TASKS].mean > base[MEMORY_TASKS].mean}
     checks = [_improvement_check(rule, base, cand)]
     checks += [_guard_check(rule, name, reference[name], cand[name]) for name in rule.guarded if name in cand]
     return {
@@ -99,7 +122,7 @@ def run_gate(model: Any, tokenizer: Any, *, heldout: Sequence[Example], rule: Ga
         "rule": asdict(rule),
         "checks": checks,
         "failed": [c["metric"] for c in checks if not c["passed"]],
-        "eval_tasks": {"status": "not_run", "why": EVAL_TASKS_NOT_RUN},
+        "eval_tasks": eval_tasks,
         "scores": {"base": _dicts(base), "candidate": _dicts(cand),
                    "previous_adapter": _dicts({k: v for k, v in reference.items() if k.startswith("previous_")})},
     }
@@ -122,7 +145,8 @@ def _guard_check(rule: GateRule, name: str, reference: Score, candidate: Score) 
     points = drop_points(name, reference.mean, candidate.mean)
     too_far = points > rule.max_drop_points
     outside = rule.ci_check and ci_worse(name, reference.mean, candidate)
-    which = "(d) previous adapter's held-out cases" if name.startswith("previous_") else "(c) general probe"
+    which = ("(d) previous adapter's held-out cases" if name.startswith("previous_")
+             else "(b) eval tasks with memory on" if name == MEMORY_TASKS else "(c) general probe")
     reasons = []
     if too_far:
         reasons.append(f"drops {points:.2f} points, more than {rule.max_drop_points}")

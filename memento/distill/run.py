@@ -14,7 +14,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,8 +73,12 @@ class GeneralSet:
 
 
 def distill(bank: Any, config: DistillConfig | None = None, *, usefulness: Usefulness | None = None,
-            general: GeneralSet | None = None, progress: bool = True) -> dict[str, Any]:
-    """Distil the bank's selected cases into a new adapter version; returns its manifest."""
+            general: GeneralSet | None = None, progress: bool = True,
+            memory_tasks: Callable[[Any, Any], Sequence[float]] | None = None) -> dict[str, Any]:
+    """Distil the bank's selected cases into a new adapter version; returns its manifest.
+
+    `memory_tasks` is the gate's check (b) (see `memento.distill.gate.run_gate`).
+    """
     config = config or DistillConfig()
     general = general or GeneralSet()
     data = select_examples(bank, config.selection, usefulness=usefulness)
@@ -99,7 +103,7 @@ def distill(bank: Any, config: DistillConfig | None = None, *, usefulness: Usefu
         previous_check = (PREVIOUS, previous.heldout())
     gate = run_gate(model, tokenizer, heldout=data.heldout, rule=config.gate, general_text=general.probe_text,
                     general_qa=general.probe_qa, previous=previous_check, candidate=ADAPTER_NAME,
-                    generate=config.generate)
+                    generate=config.generate, memory_tasks=memory_tasks)
     with tempfile.TemporaryDirectory(dir=_ensure(registry.root)) as scratch:
         adapter_dir = save_adapter(model, Path(scratch) / "adapter")
         size = sum(p.stat().st_size for p in adapter_dir.iterdir() if p.is_file())

@@ -106,6 +106,23 @@ class TransformersLLM(LLM):
         self.distilled: str | None = None
         """The promoted distilled adapter's version in use now (with `distilled_from`), or None."""
 
+    @classmethod
+    def from_loaded(cls, hf_model: Any, tokenizer: Any, *, name: str = "loaded", **overrides: Any) -> TransformersLLM:
+        """An LLM over a model already in memory (e.g. the peft model a distillation is gating): nothing is loaded.
+
+        Calls run the model as it is: which adapter is active (or disabled) is the owner's choice.
+        """
+        config = configured(None, TransformersConfig, overrides)
+        if config.lora_adapters or config.distilled_from:
+            raise ValidationError("from_loaded runs the model as given; set its adapters on the model, "
+                                  "not with lora_adapters or distilled_from")
+        llm = cls.__new__(cls)
+        LLM.__init__(llm, temperature=config.temperature, max_tokens=config.max_tokens)
+        llm.config, llm.model, llm._torch = config, name, _import_distill()[0]
+        llm._lock, llm.tokenizer, llm.hf_model = threading.Lock(), tokenizer, hf_model
+        llm._adapters, llm.distilled = {}, None
+        return llm
+
     def _follow_promotion(self) -> str | None:
         """Load the adapter now promoted for `distilled_from` (once per version); its name, or None."""
         from memento.distill.registry import AdapterRegistry
