@@ -72,10 +72,15 @@ class PostgresPolicyTables:
                                 (policy,)).fetchall()
         return [episodic_entry(r) for r in rows]
 
-    def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry]) -> list[int]:
-        """Insert new entries (row_id 0), overwrite q and visits of stored ones; returns their row ids."""
+    def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry], *,
+                               episode_id: str | None = None) -> list[int]:
+        """Insert new entries (row_id 0), overwrite q and visits of stored ones, and note `episode_id` as
+        recorded, in one transaction; returns the entries' row ids."""
         ids = []
         with self._transaction() as conn:
+            if episode_id is not None:
+                conn.execute("INSERT INTO policy_ec_episodes (policy, episode_id) VALUES (%s, %s) "
+                             "ON CONFLICT DO NOTHING", (policy, str(episode_id)))
             for entry in entries:
                 if entry.row_id:
                     conn.execute("UPDATE policy_ec_entries SET q = %s, visits = %s WHERE id = %s AND policy = %s",
@@ -87,6 +92,20 @@ class PostgresPolicyTables:
                         "RETURNING id", (policy, entry.case_id, blob(entry.state), float(entry.q), int(entry.visits))
                     ).fetchone()[0]))
         return ids
+
+    def episodic_recorded(self, policy: str, episode_id: str) -> bool:
+        """Whether `write_episodic_entries` noted `episode_id` for `policy`."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT 1 FROM policy_ec_episodes WHERE policy = %s AND episode_id = %s",
+                               (policy, str(episode_id))).fetchone()
+        return row is not None
+
+    def episodic_episodes(self, policy: str) -> list[str]:
+        """Every episode id noted for `policy`, sorted by code point (what `memento bank copy` moves)."""
+        with self._transaction() as conn:
+            rows = conn.execute('SELECT episode_id FROM policy_ec_episodes WHERE policy = %s '
+                                'ORDER BY episode_id COLLATE "C"', (policy,)).fetchall()
+        return [r[0] for r in rows]
 
     def delete_episodic_entries(self, policy: str, case_ids: Iterable[str]) -> None:
         """Delete every entry of these cases."""
@@ -133,12 +152,14 @@ class PostgresPolicyTables:
                                [(state.policy, e.case_id, blob(e.state), float(e.q), int(e.visits)) for e in state.entries])
             cursor.executemany("INSERT INTO policy_checkpoints (policy, version, created_at, data) VALUES (%s, %s, %s, %s)",
                                [(state.policy, int(v), now_iso(), bytes(data)) for v, data in state.checkpoints])
+            cursor.executemany("INSERT INTO policy_ec_episodes (policy, episode_id) VALUES (%s, %s)",
+                               [(state.policy, episode_id) for episode_id in state.episodes])
 
     def policy_names(self) -> list[str]:
         """Names of the policies that keep anything in this bank."""
         with self._transaction() as conn:
             rows = conn.execute(" UNION ".join(f"SELECT policy FROM {t}" for t in (
-                "policy_replay", "policy_case_stats", "policy_ec_entries", "policy_checkpoints")) + " ORDER BY 1").fetchall()
+                "policy_replay", "policy_case_stats", "policy_ec_entries", "policy_ec_episodes", "policy_checkpoints")) + " ORDER BY 1").fetchall()
         return [r[0] for r in rows]
 
     def save_trace(self, trace: dict[str, Any]) -> None:
