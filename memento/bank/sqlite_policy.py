@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from memento.bank.arguments import check_page
 from memento.bank.interface import TRACE_FIELDS, EpisodicEntry, PolicyState, ReplayRow
 from memento.errors import NotFoundError, ValidationError
 
@@ -289,12 +290,14 @@ class SQLitePolicyTables:
             raise NotFoundError(f"no trace for episode {episode_id!r} in '{self.path}'; list them with list_traces(bank)")
         return json.loads(row[0])
 
-    def list_traces(self, *, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
-        """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode."""
+    def list_traces(self, *, limit: int | None = 20, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode (limit None: all)."""
+        limit, offset = check_page(limit, offset)
         conn = self._policy_tables()
         with self._lock:
             rows = conn.execute(f"SELECT {', '.join(TRACE_FIELDS)} FROM {TRACE_TABLE} "
-                                f"ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", [limit, offset]).fetchall()
+                                f"ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                                [-1 if limit is None else limit, offset]).fetchall()
         return [dict(zip(TRACE_FIELDS, row)) for row in rows]
 
 

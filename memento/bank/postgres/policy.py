@@ -12,6 +12,7 @@ import json
 from typing import Any, Iterable, Sequence
 
 
+from memento.bank.arguments import check_page
 from memento.bank.interface import TRACE_FIELDS, EpisodicEntry, PolicyState, ReplayRow
 from memento.bank.sqlite_policy import REPLAY_COLUMNS, blob, episodic_entry, now_iso, replay_row
 from memento.errors import NotFoundError, ValidationError
@@ -180,8 +181,9 @@ class PostgresPolicyTables:
             raise NotFoundError(f"no trace for episode {episode_id!r} in '{self.path}'; list them with list_traces(bank)")
         return json.loads(row[0])
 
-    def list_traces(self, *, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
-        """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode."""
+    def list_traces(self, *, limit: int | None = 20, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode (limit None: all)."""
+        limit, offset = check_page(limit, offset)
         with self._transaction() as conn:
             rows = conn.execute(f"SELECT {', '.join(TRACE_FIELDS)} FROM agent_traces "
                                 f"ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s", [limit, offset]).fetchall()
