@@ -125,3 +125,13 @@ def test_the_issues_examples(bank):
     assert len(bank.list_traces(limit=None)) == 1, "limit None means no limit, as in iter_cases"
     assert bank.count(min_reward=np.float32(0.5)) == bank.count(min_reward=0.5) > 0, "numpy numbers are numbers"
     assert len(list(bank.iter_cases(limit=np.int64(2)))) == 2
+
+
+def test_a_lone_surrogate_in_a_filter_is_a_validation_error(bank):
+    """Found by the property test on PostgreSQL: text='\\ud800' was a UnicodeEncodeError from psycopg."""
+    before = export(bank)
+    for arguments in [{"text": "\ud800"}, {"where": {"dataset": "a\udfff"}}, {"ids": ["c\ud800"]}]:
+        for call in ("search", "iter_cases", "count"):
+            with pytest.raises(ValidationError, match="lone surrogate"):
+                CALLS[call](bank, **arguments)
+    assert export(bank) == before
