@@ -361,25 +361,22 @@ def teach_recovered(arm: ArmMemory, case_id: str, recovered: EpisodeOutcome) -> 
 
     The agent writes the case, then records the outcome (the transition, under the episode id,
     which is the case id), updates, and saves the trace: a crash after the case write may have
-    come before or after the record. A saved trace means the record was made; else a policy with
-    a replay buffer is asked whether it holds a step of this episode. Either way the update runs
-    again, since the policy's checkpoint is saved only after the episode's log line.
+    come before or after the record. A saved trace means the record was made; else the policy is
+    asked (`has_recorded`: the neural arm's replay row, the episodic arm's note, each written in the
+    record's own transaction). Either way the update runs again, since the policy's checkpoint is
+    saved only after the episode's log line.
     """
     policy = arm.policy
-    if recovered.trace is None and not _replay_holds(policy, case_id):
-        case = arm.bank.get(case_id)
-        state = TaskState(task=case.task, embedding=arm.bank.vectors([case_id])[0], episode_id=case_id)
-        try:
-            policy.record(state, [shown.id for shown in recovered.shown or []], case.reward, namespace=case.namespace)
-        except NotFoundError:  # a case it was shown is gone: the agent would not have recorded it either
-            return
-    policy.update()
-
-
-def _replay_holds(policy: Any, episode_id: str) -> bool:
-    """Whether the policy's replay buffer holds a step of `episode_id` (False for a policy without one)."""
-    replay = getattr(policy, "replay", None)
-    return replay is not None and any(step.episode_id == episode_id for step in replay.transitions)
+    with policy.lock:  # the question and the record as one step: other episodes of the arm may be recording
+        if recovered.trace is None and not policy.has_recorded(case_id):
+            case = arm.bank.get(case_id)
+            state = TaskState(task=case.task, embedding=arm.bank.vectors([case_id])[0], episode_id=case_id)
+            try:
+                policy.record(state, [shown.id for shown in recovered.shown or []], case.reward,
+                              namespace=case.namespace)
+            except NotFoundError:  # a case it was shown is gone: the agent would not have recorded it either
+                return
+        policy.update()
 
 
 def _record(key: tuple, task: Task, answer: str, config: EvalConfig, **fields_: Any) -> EpisodeRecord:

@@ -253,6 +253,11 @@ class CaseSelectionPolicy(ABC):
         """
         self._check_outcome(state, selected_ids, reward, next_state, done)
 
+    def has_recorded(self, episode_id: str) -> bool:
+        """Whether `record` stored a step of `episode_id` (a resumed eval asks before recording a recovered
+        episode). False for a policy that keeps nothing, for which recording again changes nothing."""
+        return False
+
     def update(self) -> dict[str, float]:
         """Learn from what was recorded; returns metrics under namespaced keys (`losses/q_loss`)."""
         return {}

@@ -194,11 +194,15 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         plans = [self._plan(case.id, state.embedding, target) for case in cases]
         rows = self.bank.write_episodic_entries(self.config.name, [
             EpisodicEntry(case_id=case_id, state=state.embedding, q=q, visits=visits, row_id=row or 0)
-            for case_id, row, q, visits in plans])
+            for case_id, row, q, visits in plans], episode_id=state.episode_id)
         written = [(case_id, row_id, q, visits) for (case_id, _, q, visits), row_id in zip(plans, rows)]
         # The memory mirror changes only once the transaction has committed.
         for case_id, row, q, visits in written:
             self._apply(case_id, row, state.embedding, q, visits)
+
+    def has_recorded(self, episode_id: str) -> bool:
+        """Whether a step of `episode_id` was recorded: the bank notes it in the transaction that writes the entries."""
+        return self._bank().episodic_recorded(self.config.name, episode_id)
 
     def _watch_for_change(self, state: TaskState, case_ids: list[str], reward: float,
                           namespace: tuple[str, ...] | None) -> None:

@@ -235,6 +235,11 @@ class NeuralQPolicy(CaseSelectionPolicy):
         self._target_parameters = list(self.target.parameters())
         self.replay = ReplayBuffer(bank, self.config.name, len(FEATURES), self.config.replay_capacity)
 
+    def has_recorded(self, episode_id: str) -> bool:
+        """Whether the replay buffer holds a step of `episode_id` (the row is written in `record`'s transaction)."""
+        self._bank()
+        return any(step.episode_id == episode_id for step in self.replay.transitions)
+
     # -- selection --------------------------------------------------------------------------------
 
     def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,

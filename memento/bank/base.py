@@ -13,6 +13,7 @@ from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from memento.bank.arguments import check_filters, check_flag, check_k, check_page
 from memento.bank.interface import SearchHit
 from memento.bank.jsonl import cases_to_import, export_cases
 from memento.case import Case, utc_now, validate_case
@@ -202,21 +203,23 @@ class BankBase:
         Filters (namespace, metadata `where`, reward range, ...) restrict the search itself,
         so k hits come back whenever k cases match.
         """
-        if k < 1:
-            raise ValidationError(f"k={k} must be at least 1")
+        k = check_k(k)
+        chosen = check_filters(dict(namespace=namespace, namespace_prefix=namespace_prefix, where=where, **filters))
         vector = self.embed([query]) if isinstance(query, str) else as_query_matrix(query, self.dim)
-        chosen = (dict(namespace=namespace, namespace_prefix=namespace_prefix, where=where, **filters)
-                  if has_filters(namespace, namespace_prefix, where, **filters) else None)
-        return self._search(vector, k, chosen, with_vectors)
+        return self._search(vector, k, chosen if has_filters(**chosen) else None, check_flag("with_vectors", with_vectors))
 
     def iter_cases(self, *, namespace=None, namespace_prefix=None, where: dict | None = None,
                    order_by: str = "created_at", descending: bool = False, limit: int | None = None,
                    offset: int = 0, **filters: Any) -> Iterator[Case]:
-        """Cases matching the filters (min_reward, max_reward, text, since, until, ids), in order."""
-        if order_by not in ORDER_BY:
-            raise ValidationError(f"order_by={order_by!r}; choose created_at, updated_at, reward, id or task")
-        yield from self._select(dict(namespace=namespace, namespace_prefix=namespace_prefix, where=where, **filters),
-                                order_by, descending, limit, offset)
+        """Cases matching the filters (min_reward, max_reward, text, since, until, ids), in order.
+
+        The arguments are checked when this is called, not when the iterator is first advanced.
+        """
+        if not isinstance(order_by, str) or order_by not in ORDER_BY:
+            raise ValidationError(f"order_by={order_by!r:.80}; choose created_at, updated_at, reward, id or task")
+        chosen = check_filters(dict(namespace=namespace, namespace_prefix=namespace_prefix, where=where, **filters))
+        limit, offset = check_page(limit, offset)
+        return iter(self._select(chosen, order_by, check_flag("descending", descending), limit, offset))
 
     def __len__(self) -> int:
         return self.count()
@@ -225,7 +228,8 @@ class BankBase:
 
     def export_jsonl(self, destination: str | Path | IO[str], *, with_vectors: bool = False, **filters: Any) -> int:
         """Write matching cases as JSON lines (optionally with their embeddings). Returns the count."""
-        return export_cases(self, destination, with_vectors=with_vectors, **filters)
+        check_filters(filters)  # before the destination is opened (and emptied)
+        return export_cases(self, destination, with_vectors=check_flag("with_vectors", with_vectors), **filters)
 
     def import_jsonl(self, source: str | Path | IO[str], *, skip_bad_lines: bool = False,
                      on_conflict: str = "error") -> int:

@@ -61,7 +61,8 @@ def dump_policy(bank: Bank, policy: str) -> PolicyState:
     """Everything `policy` keeps in `bank` (feature matrices as wide as they were stored)."""
     return PolicyState(policy, bank.replay_rows(policy, limit=ALL, n_features=-1), bank.case_stats(policy),
                        bank.episodic_entries(policy),
-                       [(v, bank.load_checkpoint(policy, version=v)[1]) for v in bank.checkpoint_versions(policy)])
+                       [(v, bank.load_checkpoint(policy, version=v)[1]) for v in bank.checkpoint_versions(policy)],
+                       bank.episodic_episodes(policy))
 
 
 def _traces(bank: Bank) -> list[dict[str, Any]]:

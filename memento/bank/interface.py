@@ -80,6 +80,8 @@ class PolicyState:
     entries: list[EpisodicEntry] = field(default_factory=list)
     checkpoints: list[tuple[int, bytes]] = field(default_factory=list)
     """(version, bytes), oldest first."""
+    episodes: list[str] = field(default_factory=list)
+    """Episode ids the episodic-control policy noted as recorded (`Bank.episodic_recorded`)."""
 
 
 @runtime_checkable
@@ -186,9 +188,17 @@ class Bank(Protocol):
     def episodic_entries(self, policy: str) -> list[EpisodicEntry]:
         """Every episodic-control entry of `policy`, in the order they were added."""
 
-    def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry]) -> list[int]:
-        """Insert the entries with row_id 0 and overwrite q and visits of the others, in one
-        transaction; returns each entry's row id."""
+    def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry], *,
+                               episode_id: str | None = None) -> list[int]:
+        """Insert the entries with row_id 0 and overwrite q and visits of the others, and note
+        `episode_id` as recorded, in one transaction; returns each entry's row id."""
+
+    def episodic_recorded(self, policy: str, episode_id: str) -> bool:
+        """Whether `write_episodic_entries` noted `episode_id` for `policy` (so a resumed run does not
+        record a recovered episode twice)."""
+
+    def episodic_episodes(self, policy: str) -> list[str]:
+        """Every episode id noted for `policy`, sorted."""
 
     def delete_episodic_entries(self, policy: str, case_ids: Iterable[str]) -> None:
         """Delete every entry of these cases, in one transaction."""
@@ -218,7 +228,7 @@ class Bank(Protocol):
     def get_trace(self, episode_id: str) -> dict[str, Any]:
         """The trace of one episode; NotFoundError if there is none."""
 
-    def list_traces(self, *, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
+    def list_traces(self, *, limit: int | None = 20, offset: int = 0) -> list[dict[str, Any]]:
         """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode."""
 
     # -- lifecycle ----------------------------------------------------------------------------------

@@ -15,12 +15,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from memento.bank.arguments import check_page
 from memento.bank.interface import TRACE_FIELDS, EpisodicEntry, PolicyState, ReplayRow
 from memento.errors import NotFoundError, ValidationError
 
 REPLAY_TABLE = "policy_replay"
 STATS_TABLE = "policy_case_stats"
 ENTRIES_TABLE = "policy_ec_entries"
+EPISODES_TABLE = "policy_ec_episodes"
 CHECKPOINTS_TABLE = "policy_checkpoints"
 TRACE_TABLE = "agent_traces"
 
@@ -56,6 +58,11 @@ CREATE TABLE IF NOT EXISTS {ENTRIES_TABLE} (
     visits INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS {ENTRIES_TABLE}_policy ON {ENTRIES_TABLE} (policy, case_id);
+CREATE TABLE IF NOT EXISTS {EPISODES_TABLE} (
+    policy TEXT NOT NULL,
+    episode_id TEXT NOT NULL,
+    PRIMARY KEY (policy, episode_id)
+);
 CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} (
     policy TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -166,10 +173,15 @@ class SQLitePolicyTables:
                                 (policy,)).fetchall()
         return [episodic_entry(r) for r in rows]
 
-    def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry]) -> list[int]:
-        """Insert new entries (row_id 0), overwrite q and visits of stored ones; returns their row ids."""
+    def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry], *,
+                               episode_id: str | None = None) -> list[int]:
+        """Insert new entries (row_id 0), overwrite q and visits of stored ones, and note `episode_id` as
+        recorded, in one transaction; returns the entries' row ids."""
         ids = []
         with self._policy_write() as conn:
+            if episode_id is not None:
+                conn.execute(f"INSERT OR IGNORE INTO {EPISODES_TABLE} (policy, episode_id) VALUES (?, ?)",
+                             (policy, str(episode_id)))
             for entry in entries:
                 if entry.row_id:
                     conn.execute(f"UPDATE {ENTRIES_TABLE} SET q = ?, visits = ? WHERE id = ? AND policy = ?",
@@ -180,6 +192,22 @@ class SQLitePolicyTables:
                         f"INSERT INTO {ENTRIES_TABLE} (policy, case_id, state, q, visits) VALUES (?, ?, ?, ?, ?)",
                         (policy, entry.case_id, blob(entry.state), float(entry.q), int(entry.visits))).lastrowid))
         return ids
+
+    def episodic_recorded(self, policy: str, episode_id: str) -> bool:
+        """Whether `write_episodic_entries` noted `episode_id` for `policy`."""
+        conn = self._policy_tables()
+        with self._lock:
+            row = conn.execute(f"SELECT 1 FROM {EPISODES_TABLE} WHERE policy = ? AND episode_id = ?",
+                               (policy, str(episode_id))).fetchone()
+        return row is not None
+
+    def episodic_episodes(self, policy: str) -> list[str]:
+        """Every episode id noted for `policy`, sorted (what `memento bank copy` moves)."""
+        conn = self._policy_tables()
+        with self._lock:
+            rows = conn.execute(f"SELECT episode_id FROM {EPISODES_TABLE} WHERE policy = ? ORDER BY episode_id",
+                                (policy,)).fetchall()
+        return [r[0] for r in rows]
 
     def delete_episodic_entries(self, policy: str, case_ids: Iterable[str]) -> None:
         """Delete every entry of these cases."""
@@ -232,13 +260,15 @@ class SQLitePolicyTables:
                              [(state.policy, e.case_id, blob(e.state), float(e.q), int(e.visits)) for e in state.entries])
             conn.executemany(f"INSERT INTO {CHECKPOINTS_TABLE} (policy, version, created_at, data) VALUES (?, ?, ?, ?)",
                              [(state.policy, int(v), now_iso(), bytes(data)) for v, data in state.checkpoints])
+            conn.executemany(f"INSERT INTO {EPISODES_TABLE} (policy, episode_id) VALUES (?, ?)",
+                             [(state.policy, episode_id) for episode_id in state.episodes])
 
     def policy_names(self) -> list[str]:
         """Names of the policies that keep anything in this bank."""
         conn = self._policy_tables()
         with self._lock:
             rows = conn.execute(" UNION ".join(f"SELECT DISTINCT policy FROM {t}" for t in
-                                               (REPLAY_TABLE, STATS_TABLE, ENTRIES_TABLE, CHECKPOINTS_TABLE))
+                                               (REPLAY_TABLE, STATS_TABLE, ENTRIES_TABLE, EPISODES_TABLE, CHECKPOINTS_TABLE))
                                 + " ORDER BY 1").fetchall()
         return [r[0] for r in rows]
 
@@ -260,12 +290,14 @@ class SQLitePolicyTables:
             raise NotFoundError(f"no trace for episode {episode_id!r} in '{self.path}'; list them with list_traces(bank)")
         return json.loads(row[0])
 
-    def list_traces(self, *, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
-        """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode."""
+    def list_traces(self, *, limit: int | None = 20, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode (limit None: all)."""
+        limit, offset = check_page(limit, offset)
         conn = self._policy_tables()
         with self._lock:
             rows = conn.execute(f"SELECT {', '.join(TRACE_FIELDS)} FROM {TRACE_TABLE} "
-                                f"ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", [limit, offset]).fetchall()
+                                f"ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                                [-1 if limit is None else limit, offset]).fetchall()
         return [dict(zip(TRACE_FIELDS, row)) for row in rows]
 
 

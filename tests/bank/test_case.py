@@ -82,3 +82,21 @@ def test_limits_are_configurable_and_checked():
             set_case_limits(max_label_chars=0)
     finally:
         set_case_limits(**{f: getattr(before, f) for f in ("max_text_chars", "max_label_chars", "max_namespace_depth")})
+
+
+def test_a_case_read_back_from_its_row_is_the_validated_case():
+    """`row_to_case` builds cases without pydantic's validation (search reads rows hot): the result must not differ."""
+    from memento.bank.schema import case_fields, row_to_case
+    from memento.procedure import Procedure
+
+    procedure = Procedure(template="In which country was the {t0} born?", slots=["t0"], answer="t0")
+    for case in [Case(task="t"), Case(namespace=("a", "b"), task="Who wrote Hamlet?", plan=["search", "answer"],
+                                      trajectory=[Step(thought="look", tool="search", observation="Shakespeare")],
+                                      answer="Shakespeare", reward=1.0, metadata={"dataset": "d", "n": [1, 2]},
+                                      procedure=procedure)]:
+        read = row_to_case(case_fields(case))
+        assert read == case and read.model_dump() == case.model_dump() and read.model_dump_json() == case.model_dump_json()
+        assert read.model_fields_set == case.model_fields_set | set(Case.model_fields)
+        assert read.model_copy(update={"answer": "x"}).answer == "x" and read.answer == case.answer
+        with pytest.raises(Exception, match=r"outside \[0, 1\]"):
+            read.reward = 5.0  # assignment is still validated, as on a validated case

@@ -41,7 +41,8 @@ def fill(bank):
                                      next_state=None if i % 2 == 0 else rng.normal(size=64).astype(np.float32),
                                      next_ids=() if i % 2 == 0 else (cases[7].id,),
                                      next_features=None if i % 2 == 0 else np.ones((1, 5), dtype=np.float32)))
-    bank.write_episodic_entries("episodic", [EpisodicEntry(cases[0].id, np.ones(64, dtype=np.float32), 0.7, 3)])
+    bank.write_episodic_entries("episodic", [EpisodicEntry(cases[0].id, np.ones(64, dtype=np.float32), 0.7, 3)],
+                                episode_id="e9")
     bank.save_checkpoint("neural", b"v1")
     bank.save_checkpoint("neural", b"v2 \x00 bytes")
     bank.save_trace({"episode_id": "e0", "task": "task 0", "reward": 1.0, "created_at": "2026-01-01T00:00:00+00:00"})
@@ -60,6 +61,7 @@ def test_copy_moves_everything_and_verifies_it(make_bank, other_location):
         assert dst.get(cases[3].id) == cases[3] and np.array_equal(dst.vectors([cases[3].id]), src.vectors([cases[3].id]))
         assert dst.load_checkpoint("neural") == (2, b"v2 \x00 bytes") and dst.case_stats("neural") == src.case_stats("neural")
         assert [t["episode_id"] for t in dst.list_traces()] == ["e1", "e0"]
+        assert dst.episodic_recorded("episodic", "e9") and not dst.episodic_recorded("episodic", "e0")
         assert dst.search("task ü 4", k=1, namespace=("team", "n1"))[0].case.id == cases[4].id
         with pytest.raises(BankError, match="is not empty"):
             copy_bank(src, dst)

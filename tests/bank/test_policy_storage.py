@@ -64,6 +64,20 @@ def test_episodic_entries_insert_update_delete(make_bank):
     assert [e.case_id for e in bank.episodic_entries("ec")] == ["b"] and bank.episodic_entries("other") == []
 
 
+def test_an_episode_is_noted_in_the_transaction_that_writes_its_entries(make_bank):
+    bank = make_bank()
+    state = np.arange(4, dtype=np.float32)
+    assert not bank.episodic_recorded("ec", "ep1")
+    bank.write_episodic_entries("ec", [EpisodicEntry("a", state, 0.5, 1)], episode_id="ep1")
+    bank.write_episodic_entries("ec", [EpisodicEntry("b", state, 0.5, 1)], episode_id="ep1")  # a second step
+    assert bank.episodic_recorded("ec", "ep1") and not bank.episodic_recorded("other", "ep1")
+    with pytest.raises(ValueError):  # the second entry fails inside the transaction: nothing of it stays
+        bank.write_episodic_entries("ec", [EpisodicEntry("c", state, 0.5, 1), EpisodicEntry("d", state, "x", 1)],
+                                    episode_id="ep2")
+    assert not bank.episodic_recorded("ec", "ep2") and [e.case_id for e in bank.episodic_entries("ec")] == ["a", "b"]
+    assert bank.episodic_episodes("ec") == ["ep1"]
+
+
 def test_checkpoints_are_versioned(make_bank):
     bank = make_bank()
     assert bank.load_checkpoint("neural") is None

@@ -55,11 +55,23 @@ def test_schema_versions_are_checked(url):
     CaseBank.open(url, FakeHashEmbedder()).close()
     schema = parse_url(url)[2].schema
     sql(url, f"UPDATE {schema}.bank_meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(BankError, match="schema version 99, this memento reads version 1; upgrade memento"):
+    with pytest.raises(BankError, match="schema version 99, this memento reads version 2; upgrade memento"):
         CaseBank.open(url, FakeHashEmbedder())
     sql(url, f"UPDATE {schema}.bank_meta SET value = '0' WHERE key = 'schema_version'")
     with pytest.raises(BankError, match="schema version 0, which this memento cannot migrate"):
         CaseBank.open(url, FakeHashEmbedder())
+
+
+def test_a_version_1_bank_is_migrated_to_note_recorded_episodes(url):
+    CaseBank.open(url, FakeHashEmbedder()).close()
+    schema = parse_url(url)[2].schema
+    sql(url, f"DROP TABLE {schema}.policy_ec_episodes; "
+             f"UPDATE {schema}.bank_meta SET value = '1' WHERE key = 'schema_version'")
+    with CaseBank.open(url, FakeHashEmbedder()) as bank:
+        assert not bank.episodic_recorded("ec", "e1")
+        bank.write_episodic_entries("ec", [], episode_id="e1")
+        assert bank.episodic_recorded("ec", "e1")
+        assert bank.stats() is not None
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivfflat", "flat"])

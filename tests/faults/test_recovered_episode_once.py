@@ -18,14 +18,7 @@ from tests.fakes import FakeHashEmbedder
 pytestmark = pytest.mark.faults
 
 
-EPISODIC_TWICE = pytest.mark.xfail(strict=True, reason=(
-    "still open: evals/runner.py teach_recovered asks only a replay buffer whether the record was made, the "
-    "episodic policy has none, so an episode killed after its record is recorded again (each shown case gets one "
-    "visit too many); fix there, or make the episodic record idempotent per episode id, then drop this marker"))
-
-
-@pytest.mark.parametrize(("arm", "dies_after"), [pytest.param("episodic", "record", marks=EPISODIC_TWICE),
-                                                 ("neural", "record")])
+@pytest.mark.parametrize(("arm", "dies_after"), [("episodic", "record"), ("neural", "record")])
 def test_an_episode_killed_after_its_record_is_not_recorded_again(fictional_config, arm, dies_after):  # noqa: F811
     options = {"episodic": {"change_threshold": 0.0}} if arm == "episodic" else {}
     config = fictional_config(arms=[arm], concurrency=1, policy_options=options)

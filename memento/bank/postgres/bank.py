@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from memento.bank.arguments import check_filters, namespace_listing_filters
 from memento.bank.base import BankBase
 from memento.bank.interface import SearchHit
 from memento.bank.postgres.config import PostgresConfig, parse_url
@@ -272,13 +273,14 @@ class PostgresBank(PostgresPolicyTables, BankBase):
 
     def count(self, *, namespace=None, namespace_prefix=None, where: dict | None = None, **filters: Any) -> int:
         """How many cases match the filters."""
-        clause, params = filter_sql(namespace=namespace, namespace_prefix=namespace_prefix, where=where, **filters)
+        clause, params = filter_sql(**check_filters(dict(namespace=namespace, namespace_prefix=namespace_prefix,
+                                                         where=where, **filters)))
         with self._transaction() as conn:
             return int(conn.execute(f"SELECT count(*) FROM cases{clause}", params).fetchone()[0])
 
     def list_namespaces(self, *, prefix=None, where: dict | None = None, **filters: Any) -> list[tuple[str, ...]]:
         """Distinct namespaces of the cases matching the filters (as iter_cases), sorted; under `prefix` when given."""
-        clause, params = filter_sql(namespace_prefix=prefix, where=where, **filters)
+        clause, params = filter_sql(**namespace_listing_filters(prefix, where, filters))
         with self._transaction() as conn:
             rows = conn.execute(f"SELECT DISTINCT namespace FROM cases{clause} ORDER BY namespace", params).fetchall()
         return [tuple(r[0].split("/")) for r in rows]

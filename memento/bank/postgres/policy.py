@@ -12,6 +12,7 @@ import json
 from typing import Any, Iterable, Sequence
 
 
+from memento.bank.arguments import check_page
 from memento.bank.interface import TRACE_FIELDS, EpisodicEntry, PolicyState, ReplayRow
 from memento.bank.sqlite_policy import REPLAY_COLUMNS, blob, episodic_entry, now_iso, replay_row
 from memento.errors import NotFoundError, ValidationError
@@ -72,10 +73,15 @@ class PostgresPolicyTables:
                                 (policy,)).fetchall()
         return [episodic_entry(r) for r in rows]
 
-    def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry]) -> list[int]:
-        """Insert new entries (row_id 0), overwrite q and visits of stored ones; returns their row ids."""
+    def write_episodic_entries(self, policy: str, entries: Sequence[EpisodicEntry], *,
+                               episode_id: str | None = None) -> list[int]:
+        """Insert new entries (row_id 0), overwrite q and visits of stored ones, and note `episode_id` as
+        recorded, in one transaction; returns the entries' row ids."""
         ids = []
         with self._transaction() as conn:
+            if episode_id is not None:
+                conn.execute("INSERT INTO policy_ec_episodes (policy, episode_id) VALUES (%s, %s) "
+                             "ON CONFLICT DO NOTHING", (policy, str(episode_id)))
             for entry in entries:
                 if entry.row_id:
                     conn.execute("UPDATE policy_ec_entries SET q = %s, visits = %s WHERE id = %s AND policy = %s",
@@ -87,6 +93,20 @@ class PostgresPolicyTables:
                         "RETURNING id", (policy, entry.case_id, blob(entry.state), float(entry.q), int(entry.visits))
                     ).fetchone()[0]))
         return ids
+
+    def episodic_recorded(self, policy: str, episode_id: str) -> bool:
+        """Whether `write_episodic_entries` noted `episode_id` for `policy`."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT 1 FROM policy_ec_episodes WHERE policy = %s AND episode_id = %s",
+                               (policy, str(episode_id))).fetchone()
+        return row is not None
+
+    def episodic_episodes(self, policy: str) -> list[str]:
+        """Every episode id noted for `policy`, sorted by code point (what `memento bank copy` moves)."""
+        with self._transaction() as conn:
+            rows = conn.execute('SELECT episode_id FROM policy_ec_episodes WHERE policy = %s '
+                                'ORDER BY episode_id COLLATE "C"', (policy,)).fetchall()
+        return [r[0] for r in rows]
 
     def delete_episodic_entries(self, policy: str, case_ids: Iterable[str]) -> None:
         """Delete every entry of these cases."""
@@ -133,12 +153,14 @@ class PostgresPolicyTables:
                                [(state.policy, e.case_id, blob(e.state), float(e.q), int(e.visits)) for e in state.entries])
             cursor.executemany("INSERT INTO policy_checkpoints (policy, version, created_at, data) VALUES (%s, %s, %s, %s)",
                                [(state.policy, int(v), now_iso(), bytes(data)) for v, data in state.checkpoints])
+            cursor.executemany("INSERT INTO policy_ec_episodes (policy, episode_id) VALUES (%s, %s)",
+                               [(state.policy, episode_id) for episode_id in state.episodes])
 
     def policy_names(self) -> list[str]:
         """Names of the policies that keep anything in this bank."""
         with self._transaction() as conn:
             rows = conn.execute(" UNION ".join(f"SELECT policy FROM {t}" for t in (
-                "policy_replay", "policy_case_stats", "policy_ec_entries", "policy_checkpoints")) + " ORDER BY 1").fetchall()
+                "policy_replay", "policy_case_stats", "policy_ec_entries", "policy_ec_episodes", "policy_checkpoints")) + " ORDER BY 1").fetchall()
         return [r[0] for r in rows]
 
     def save_trace(self, trace: dict[str, Any]) -> None:
@@ -159,8 +181,9 @@ class PostgresPolicyTables:
             raise NotFoundError(f"no trace for episode {episode_id!r} in '{self.path}'; list them with list_traces(bank)")
         return json.loads(row[0])
 
-    def list_traces(self, *, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
-        """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode."""
+    def list_traces(self, *, limit: int | None = 20, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first: {"episode_id", "case_id", "task", "reward", "created_at"} per episode (limit None: all)."""
+        limit, offset = check_page(limit, offset)
         with self._transaction() as conn:
             rows = conn.execute(f"SELECT {', '.join(TRACE_FIELDS)} FROM agent_traces "
                                 f"ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s", [limit, offset]).fetchall()

@@ -10,11 +10,18 @@ opening a new bank at once create it once.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
-"""1: the first PostgreSQL schema."""
+SCHEMA_VERSION = 2
+"""1: the first PostgreSQL schema. 2: `policy_ec_episodes`, the episodes the episodic-control policy recorded."""
 
-MIGRATIONS: dict[int, list[str]] = {}
-"""Statements that take a bank from version N to N + 1, run in one transaction when an older bank opens."""
+
+def _episodes_table(qualifier: str = "") -> str:
+    return (f"CREATE TABLE {qualifier}policy_ec_episodes (policy text NOT NULL, episode_id text NOT NULL, "
+            f"PRIMARY KEY (policy, episode_id))")
+
+
+MIGRATIONS: dict[int, list[str]] = {1: [_episodes_table()]}
+"""Statements that take a bank from version N to N + 1, run in one transaction when an older bank opens
+(unqualified names: the connection's search_path starts with the bank's schema)."""
 
 
 def create_statements(schema: str, dim: int) -> list[str]:
@@ -72,6 +79,7 @@ def create_statements(schema: str, dim: int) -> list[str]:
             visits bigint NOT NULL
         )""",
         f"CREATE INDEX policy_ec_entries_policy ON {s}.policy_ec_entries (policy, case_id)",
+        _episodes_table(f"{s}."),
         f"""CREATE TABLE {s}.policy_checkpoints (
             policy text NOT NULL,
             version bigint NOT NULL,
