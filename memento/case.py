@@ -17,6 +17,7 @@ from typing import Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from memento.errors import ValidationError
 from memento.procedure import Procedure
@@ -90,6 +91,17 @@ class Step(BaseModel):
     tool: str | None = None
     tool_input: Any = None
     observation: str = ""
+
+    @field_validator("tool_input")
+    @classmethod
+    def _as_stored(cls, value: Any) -> Any:
+        # Kept as the JSON the bank stores: b"" was kept in memory but stored as "", so a case read
+        # back differed from the one written (hypothesis found it).
+        try:
+            return to_jsonable_python(value)
+        except PydanticSerializationError as error:
+            raise ValueError(f"tool_input {value!r:.80} cannot be stored as JSON ({error}); pass strings, numbers, "
+                             "booleans, None, lists and dicts") from None
 
 
 class Case(BaseModel):

@@ -71,16 +71,16 @@ def namespace_listing_filters(prefix: Any, where: Any, filters: dict[str, Any]) 
 def check_k(k: Any) -> int:
     """`k`, the number of hits a search returns, if it is a positive integer."""
     if not _is_int(k) or k < 1:
-        raise ValidationError(f"k={k!r:.80} must be a positive integer: the number of cases to return, e.g. k=8")
+        raise ValidationError(f"k={k!r:.80} must be a positive integer (at most 2**63 - 1): the number of cases to return, e.g. k=8")
     return int(k)
 
 
 def check_page(limit: Any, offset: Any) -> tuple[int | None, int]:
     """(limit, offset) of a listing: limit None (no limit) or an integer >= 0, offset an integer >= 0."""
     if limit is not None and (not _is_int(limit) or limit < 0):
-        raise ValidationError(f"limit={limit!r:.80} must be None (no limit) or an integer of at least 0, e.g. limit=20")
+        raise ValidationError(f"limit={limit!r:.80} must be None (no limit) or an integer from 0 to 2**63 - 1, e.g. limit=20")
     if not _is_int(offset) or offset < 0:
-        raise ValidationError(f"offset={offset!r:.80} must be an integer of at least 0: how many rows to skip, e.g. offset=20")
+        raise ValidationError(f"offset={offset!r:.80} must be an integer from 0 to 2**63 - 1: how many rows to skip, e.g. offset=20")
     return (None if limit is None else int(limit)), int(offset)
 
 
@@ -110,5 +110,9 @@ def _ids(ids: Any) -> list[str]:
     return ids
 
 
+LARGEST = 2**63 - 1
+"""The largest integer SQLite and PostgreSQL store (a signed 64-bit one); a larger limit overflowed the driver."""
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
+    return isinstance(value, Integral) and not isinstance(value, bool) and value <= LARGEST

@@ -69,3 +69,24 @@ def test_a_resumed_run_ends_where_an_unbroken_one_does(fact_bank, smol, tmp_path
     with pytest.raises(Exception, match="another config or other data"):
         train_adapter(resumed, tokenizer, examples, TrainConfig(steps=4, lr=3e-3, **options),
                       replay_texts=REPLAY_PASSAGES, checkpoint=checkpoint, fingerprint="data-2", progress=False)
+
+
+def test_the_gate_checks_the_eval_tasks_with_memory_on_with_the_adapter_off_then_on(smol):
+    """Check (b): the callable is a named fake of an eval (its rewards scripted); the gate's part is real."""
+    base, tokenizer = smol
+    model = lora_model(base, TrainConfig(steps=1, **TINY))
+    seen = []
+
+    def scripted_memory_tasks(model, tokenizer):
+        # peft's disable_adapter() context sets this flag on each LoRA layer: it tells which call is which.
+        seen.append(next(m for m in model.modules() if hasattr(m, "lora_A")).disable_adapters)
+        return [1.0, 1.0, 1.0, 0.0] if len(seen) == 1 else [0.0, 0.0, 1.0, 0.0]
+
+    report = run_gate(model, tokenizer, heldout=[], general_text=PROBE_PASSAGES[:2], general_qa=[], generate=False,
+                      rule=GateRule(), memory_tasks=scripted_memory_tasks)
+    assert seen == [True, False], "memory alone first (adapter off), then adapter + memory"
+    assert report["eval_tasks"] == {"status": "run", "tasks": 4, "memory_alone": 75.0, "adapter_and_memory": 25.0,
+                                    "adapter_beats_memory_alone": False}
+    check = next(c for c in report["checks"] if c["metric"] == "memory_tasks_reward")
+    assert check["check"] == "(b) eval tasks with memory on" and not check["passed"] and check["drop_points"] == 50.0
+    assert "memory_tasks_reward" in report["failed"] and not report["passed"]

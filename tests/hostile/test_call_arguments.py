@@ -55,9 +55,10 @@ WRONG = {
     "text": st.one_of(st.integers(), st.floats(), st.binary(min_size=1, max_size=4), st.lists(st.text(), max_size=2)),
     "ids": st.one_of(st.text(max_size=6), st.integers(), st.floats(), st.lists(st.integers(), min_size=1, max_size=3)),
     "where": st.one_of(st.text(min_size=1, max_size=6), st.lists(st.integers(), min_size=1, max_size=2), st.integers(min_value=1)),
-    "k": st.one_of(st.integers(max_value=0), st.text(max_size=3), st.floats(), st.booleans(), st.none()),
-    "limit": st.one_of(st.integers(max_value=-1), st.text(max_size=3), st.floats(), st.booleans()),
-    "offset": st.one_of(st.integers(max_value=-1), st.text(max_size=3), st.floats(), st.booleans(), st.none()),
+    "k": st.one_of(st.integers(max_value=0), st.integers(min_value=2**63), st.text(max_size=3), st.floats(), st.booleans(), st.none()),
+    "limit": st.one_of(st.integers(max_value=-1), st.integers(min_value=2**63), st.text(max_size=3), st.floats(),
+                       st.booleans()),
+    "offset": st.one_of(st.integers(max_value=-1), st.integers(min_value=2**63), st.text(max_size=3), st.floats(), st.booleans(), st.none()),
     "descending": st.one_of(st.text(max_size=3), st.integers(), st.none()),
     "with_vectors": st.one_of(st.text(max_size=3), st.integers(), st.none()),
 }
@@ -135,3 +136,10 @@ def test_a_lone_surrogate_in_a_filter_is_a_validation_error(bank):
             with pytest.raises(ValidationError, match="lone surrogate"):
                 CALLS[call](bank, **arguments)
     assert export(bank) == before
+
+
+@pytest.mark.parametrize("k", [1001, 2**63 - 1])
+def test_a_k_past_the_index_beam_returns_every_case(bank, k):
+    """Hypothesis found k=1001 an InvalidParameterValue on PostgreSQL (pgvector's ef_search stops at 1000)."""
+    hits = bank.search("task 1", k=k)
+    assert len(hits) == bank.count() and len({h.case.id for h in hits}) == len(hits)

@@ -35,6 +35,7 @@ def named_field(error: ValidationError, fields: dict) -> bool:
                                                                    HealthCheck.too_slow])
 @given(fields=hostile_case)
 @example(fields={"task": "a task", "reward": "x" * 200_001})  # CI found it: the message quoted the whole value
+@example(fields={"task": "a task", "trajectory": [{"tool_input": b""}]})  # kept b"" in memory, stored ""
 def test_a_case_is_stored_whole_or_refused_with_a_validation_error(bank, fields):
     before = export(bank)
     try:

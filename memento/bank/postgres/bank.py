@@ -57,6 +57,10 @@ def _array(vector: Any) -> np.ndarray:
     return np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector, dtype=np.float32)
 
 
+MAX_EF_SEARCH = 1000
+"""pgvector's largest hnsw.ef_search (k=1001 was an InvalidParameterValue from the server)."""
+
+
 class PostgresBank(PostgresPolicyTables, BankBase):
     """A case bank in one schema of a PostgreSQL database with the pgvector extension."""
 
@@ -251,7 +255,8 @@ class PostgresBank(PostgresPolicyTables, BankBase):
         arguments = [query, *params, query, k]
         with self._transaction() as conn:
             if k > self.config.ef_search:  # the beam must hold k; the session setting holds the usual k
-                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(k)])
+                # pgvector refuses a beam over 1000; past it the iterative scan and the exact fallback find the rest.
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(min(k, MAX_EF_SEARCH))])
             rows = conn.execute(sql, arguments).fetchall()
             if len(rows) < k and conn.execute(f"SELECT count(*) FROM cases{clause}", params).fetchone()[0] > len(rows):
                 # The index scan stopped before k matches (a narrow filter): search the matching rows exactly.
