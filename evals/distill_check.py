@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--context", default="none", help="prompt context of the examples: none, procedure, cases")
     parser.add_argument("--generate", action="store_true",
                         help="also score greedy replies (EM, general QA accuracy): a forward pass per token, slow on a CPU")
+    parser.add_argument("--memory-run", type=Path, default=None,
+                        help="gate check (b): a run folder whose test tasks run with memory on, adapter off and on")
+    parser.add_argument("--memory-tasks", type=int, default=5, help="with --memory-run: how many of its test tasks")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/distill_check/result.json"))
     args = parser.parse_args(argv)
@@ -102,6 +105,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     general = general_set(args.corpus, args.general_passages)
     sample = data.train[:args.train_sample]
     base, tokenizer = load_base(device="auto")
+    memory_tasks = None
+    if args.memory_run is not None:
+        from memento.evals.distill_memory import memory_task_scorer
+
+        memory_tasks = memory_task_scorer(args.memory_run, work_dir=workdir / "memory-run", limit=args.memory_tasks)
     measured = {"heldout": data.heldout, "general_text": general.probe_text, "general_qa": general.probe_qa,
                 "generate": args.generate}
     started = time.perf_counter()
@@ -124,14 +132,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = lora_model(load_base(device="auto")[0], config)
         began = time.perf_counter()
         trained = train_adapter(model, tokenizer, data.train, config, replay_texts=general.replay)
-        gate = run_gate(model, tokenizer, rule=GateRule(), base_scores=base_scores, **measured)
+        gate = run_gate(model, tokenizer, rule=GateRule(), base_scores=base_scores, memory_tasks=memory_tasks, **measured)
         recall = probe(model, tokenizer, heldout=sample, prefix="train", generate=args.generate)
+        memory_alone = gate["scores"]["base"].get("memory_tasks_reward")
+        if memory_alone is not None:  # the base row's (b) is memory alone: the same tasks, the adapter off
+            result["base"].setdefault("memory_tasks_reward", memory_alone)
         size = sum(p.stat().st_size for p in save_adapter(model, workdir / f"adapter-{name}").iterdir())
         result["variants"][name] = {
             "options": VARIANTS[name], "seconds_per_step": trained.seconds_per_step,
             "seconds_total": time.perf_counter() - began,
             "final_losses": trained.losses[-1], "adapter_bytes": size, "gate_passed": gate["passed"],
             "gate_failed": gate["failed"], "gate_checks": [c["why"] for c in gate["checks"]],
+            "eval_tasks": gate["eval_tasks"],
             "scores": {**gate["scores"]["candidate"], **{k: v.to_dict() for k, v in recall.items()}},
         }
         print(f"{name}: gate {'passed' if gate['passed'] else 'failed ' + ', '.join(gate['failed'])}", flush=True)
@@ -143,7 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 COLUMNS = [("heldout_logprob", "held-out logprob/token", 2, False), ("heldout_em", "held-out EM %", 1, False),
            ("train_logprob", "trained logprob/token", 2, False), ("train_em", "trained EM %", 1, False),
            ("general_ppl", "general ppl [95% CI]", 1, True), ("general_qa_logprob", "general QA logprob [95% CI]", 2, True),
-           ("general_qa_accuracy", "general QA % [95% CI]", 1, True)]
+           ("general_qa_accuracy", "general QA % [95% CI]", 1, True),
+           ("memory_tasks_reward", "(b) eval tasks with memory on % [95% CI]", 1, True)]
 
 
 def table(result: dict[str, Any]) -> str:

@@ -92,7 +92,7 @@ def run_gate(model: Any, tokenizer: Any, *, heldout: Sequence[Example], rule: Ga
     if base_scores is None:
         with adapter_off(model):
             base_scores = probe(model, tokenizer, **kwargs)
-    base = base_scores
+    base = dict(base_scores)  # check (b) adds to it; the caller's dict is left as it was
     model.set_adapter(candidate)
     cand = probe(model, tokenizer, **kwargs)
     reference = dict(base)
