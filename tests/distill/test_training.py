@@ -45,6 +45,19 @@ def test_a_tiny_adapter_answers_its_cases_better(smol):
     assert before["heldout_em"].mean == 0.0  # the base does not know made-up facts
     assert after["heldout_em"].mean == 100.0, f"greedy answers after training: EM {after['heldout_em'].values}"
     assert after["heldout_logprob"].mean > before["heldout_logprob"].mean + 1.0  # nats per token
+    # Check (b)'s hook, wired with a scorer that stands in for the eval runner (the evals side's real one
+    # runs the agent): each task's reward is whether the model's greedy answer is the fact.
+    answered = []
+
+    def fact_tasks(adapter_on):
+        answered.append(adapter_on)
+        return [g / 100 for g in probe(model, tokenizer, heldout=examples, max_new_tokens=8)["heldout_em"].values]
+
+    report = run_gate(model, tokenizer, heldout=examples, general_text=PROBE_PASSAGES[:2], general_qa=(),
+                      generate=False, eval_tasks=fact_tasks, rule=GateRule(max_drop_points=100.0, ci_check=False))
+    tasks = next(c for c in report["checks"] if c["metric"] == "eval_tasks_reward")
+    assert answered == [False, True] and report["eval_tasks"]["status"] == "run"
+    assert (tasks["reference"], tasks["candidate"], tasks["passed"]) == (0.0, 100.0, True)
 
 
 def test_the_gate_rejects_an_adapter_trained_to_forget(smol):
