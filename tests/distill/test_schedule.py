@@ -26,3 +26,27 @@ def test_due_runs_start_in_the_background_and_their_outcome_is_collected(tmp_pat
     assert run["status"] == "failed" and run["exit_code"] != 0
     assert "need 100" in run["error"] and run["successes"] == 10
     assert not (fact_bank.path.with_name(fact_bank.path.name + ".adapters") / "state.json").exists()
+
+
+@pytest.mark.slow  # a child process trains a real (tiny) adapter, then the backend loads it
+def test_a_background_run_promotes_an_adapter_the_next_backend_call_uses(tmp_path, fact_bank):
+    from memento.distill import GateRule, TrainConfig
+    from memento.distill.registry import AdapterRegistry
+    from memento.llm import load_llm
+    from memento.llm.transformers_backend import dequantize_gguf
+
+    config = DistillConfig(train=TrainConfig(steps=2, lr=3e-3, batch_size=2, max_length=48, device="cpu"),
+                           # Lenient on the general probe: two steps are about the schedule, not the quality.
+                           gate=GateRule(max_drop_points=100.0, ci_check=False), generate=False)
+    schedule = DistillSchedule(fact_bank.path, config, every=3, start_count=fact_bank.count(min_reward=1.0),
+                               work_dir=tmp_path / "runs")
+    llm = load_llm("transformers", model=str(dequantize_gguf()), distilled_from=str(fact_bank.path), max_tokens=4)
+    question = [{"role": "user", "content": "Who founded Zorvik Labs?"}]
+    assert llm.complete(question).model == llm.model  # nothing promoted yet: the base
+    fact_bank.add_many([Case(task=f"Who built tower {n}?", answer=f"Builder {n}", reward=1.0) for n in range(3)])
+    schedule.poll(fact_bank)
+    (run,) = schedule.close(timeout_s=600)
+    assert run["status"] == "done" and run["promoted"], run
+    assert run["after"]["heldout_logprob"]["mean"] > run["before"]["heldout_logprob"]["mean"]  # the before/after the report shows
+    assert AdapterRegistry(fact_bank.path).promoted().name == run["version"]
+    assert llm.complete(question).model == run["version"]  # the next call picks the promoted adapter up
