@@ -110,6 +110,9 @@ def run_gate(model: Any, tokenizer: Any, *, heldout: Sequence[Example], rule: Ga
         if len(alone) != len(with_adapter) or not alone:
             raise ValidationError(f"memory_tasks returned {len(alone)} rewards with the adapter off and "
                                   f"{len(with_adapter)} with it on; it must score the same tasks, at least one")
+        if not all(0.0 <= float(r) <= 1.0 for r in [*alone, *with_adapter]):
+            raise ValidationError(f"memory_tasks returned {[*alone, *with_adapter][:6]!r}: each reward must lie "
+                                  f"in [0, 1] (0 failure, 1 success)")
         reference[MEMORY_TASKS] = base[MEMORY_TASKS] = score_of([100.0 * r for r in alone])
         cand[MEMORY_TASKS] = score_of([100.0 * r for r in with_adapter])
         eval_tasks = {"status": "run", "tasks": len(alone), "memory_alone": base[MEMORY_TASKS].mean,

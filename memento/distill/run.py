@@ -74,9 +74,13 @@ class GeneralSet:
 
 def distill(bank: Any, config: DistillConfig | None = None, *, usefulness: Usefulness | None = None,
             general: GeneralSet | None = None, progress: bool = True,
+            base: tuple[Any, Any] | None = None,
             memory_tasks: Callable[[Any, Any], Sequence[float]] | None = None) -> dict[str, Any]:
     """Distil the bank's selected cases into a new adapter version; returns its manifest.
 
+    `base` is an already loaded (model, tokenizer) of `config.model` on `config.train.device`, to
+    save loading it again (~10 s on a CPU) in a process that distils more than once; peft wraps it in
+    place, so its adapters are unloaded before this returns and it comes back as it was given.
     `memory_tasks` is the gate's check (b) (see `memento.distill.gate.run_gate`).
     """
     config = config or DistillConfig()
@@ -89,9 +93,19 @@ def distill(bank: Any, config: DistillConfig | None = None, *, usefulness: Usefu
             f"dropped); need {config.min_train_examples}: let the agent solve more tasks or lower --min-reward")
     registry = AdapterRegistry(bank.path)
     previous = registry.promoted()
-    base, tokenizer = load_base(config.model, config.train.device)
+    network, tokenizer = base if base is not None else load_base(config.model, config.train.device)
     init_from = previous.adapter_dir if previous is not None and config.train.warm_start else None
-    model = lora_model(base, config.train, init_from=init_from)
+    model = lora_model(network, config.train, init_from=init_from)
+    try:
+        return _distill(model, tokenizer, data, registry, previous, init_from, config, general, progress, memory_tasks)
+    finally:
+        if base is not None:
+            model.unload()
+
+
+def _distill(model: Any, tokenizer: Any, data: DistillData, registry: AdapterRegistry, previous: Any,
+             init_from: Path | None, config: DistillConfig, general: GeneralSet, progress: bool,
+             memory_tasks: Callable[[Any, Any], Sequence[float]] | None) -> dict[str, Any]:
     fingerprint = _fingerprint(data, config, init_from)
     checkpoint = registry.root / "checkpoints" / f"{fingerprint[:16]}.pt"
     started = time.time()

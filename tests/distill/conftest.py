@@ -27,10 +27,35 @@ def fact_bank(tmp_path, real_embedder):
     bank.close()
 
 
-@pytest.fixture
-def smol():
-    """A fresh (model, tokenizer) of the dequantized SmolLM2 on the CPU (training wraps the model in place)."""
+@pytest.fixture(scope="session")
+def smol_session():
+    """The dequantized SmolLM2 (model, tokenizer) on the CPU, loaded once per session (~10 s each time)."""
     pytest.importorskip("peft", reason="needs the extra memento[distill]")
     from memento.distill.model import load_base
 
     return load_base(device="cpu")
+
+
+@pytest.fixture
+def smol(smol_session):
+    """The session's SmolLM2, handed to one test and given back with no LoRA layer left in it.
+
+    peft wraps the base in place, so a test's adapters are unloaded afterwards (tens of milliseconds,
+    against ~10 s to load the model again or ~2 s to deep-copy it).
+    """
+    base, tokenizer = smol_session
+    yield base, tokenizer
+    _unload_lora(base)
+    assert not [n for n, _ in base.named_modules() if "lora_" in n], "a LoRA layer was left in the shared base"
+
+
+def _unload_lora(base):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in list(base.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            parent = base.get_submodule(name.rpartition(".")[0]) if "." in name else base
+            setattr(parent, name.rpartition(".")[2], module.get_base_layer())
+    for p in base.parameters():
+        p.requires_grad_(False)
+    base.eval()

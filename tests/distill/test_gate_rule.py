@@ -45,3 +45,15 @@ def test_the_heldout_score_must_improve():
     better = {"heldout_logprob": score_of([-1.0, -2.0])}
     assert _improvement_check(rule, same, better)["passed"]
     assert not _improvement_check(rule, {}, {})["passed"]  # nothing held out: no evidence, no pass
+
+
+def test_check_b_rejects_adapter_and_memory_worse_than_memory_alone():
+    from memento.distill.gate import MEMORY_TASKS as EVAL_TASKS_METRIC
+
+    rule = GateRule()
+    assert EVAL_TASKS_METRIC in rule.guarded  # on by default, applied only when a memory_tasks scorer ran
+    alone = score_of([100.0, 0.0] * 10)  # per-task rewards in %: memory alone solves half the tasks
+    worse = _guard_check(rule, EVAL_TASKS_METRIC, alone, score_of([100.0, 0.0, 0.0, 0.0] * 5))
+    assert worse["check"] == "(b) eval tasks with memory on" and not worse["passed"]
+    assert worse["drop_points"] == 25.0 and "more than 2.0" in worse["why"]
+    assert _guard_check(rule, EVAL_TASKS_METRIC, alone, score_of([100.0] * 15 + [0.0] * 5))["passed"]

@@ -19,18 +19,17 @@ pytestmark = pytest.mark.slow
 SMALL = GeneralSet(replay=REPLAY_PASSAGES[:4], probe_text=PROBE_PASSAGES[:4], probe_qa=GENERAL_QA[:4], source="test")
 
 
-def test_two_distillations_in_a_row(fact_bank):
-    pytest.importorskip("peft", reason="needs the extra memento[distill]")
+def test_two_distillations_in_a_row(fact_bank, smol):
     config = DistillConfig(
         selection=SelectionConfig(heldout_fraction=0.34, context="none"),
-        train=TrainConfig(steps=3, lr=3e-3, batch_size=2, max_length=64, device="cpu"),
+        train=TrainConfig(steps=3, lr=3e-3, batch_size=2, max_length=48, device="cpu"),
         # Lenient on the general probe: three steps on four cases is about the mechanics, not the quality.
         gate=GateRule(max_drop_points=100.0, ci_check=False), generate=False)
-    first = distill(fact_bank, config, general=SMALL, progress=False)
+    first = distill(fact_bank, config, general=SMALL, progress=False, base=smol)
     assert first["version"] == "v0001" and first["promoted"] and first["warm_start_from"] is None
     assert first["provenance"]["data_hash"] == first["data_hash"] and first["adapter_bytes"] > 0
     assert [c["metric"] for c in first["gate"]["checks"]] == ["heldout_logprob", "general_ppl", "general_qa_logprob"]
-    second = distill(fact_bank, config, general=SMALL, progress=False)
+    second = distill(fact_bank, config, general=SMALL, progress=False, base=smol)
     assert second["warm_start_from"] == "v0001"
     forgetting = next(c for c in second["gate"]["checks"] if c["metric"] == "previous_heldout_logprob")
     assert forgetting["check"] == "(d) previous adapter's held-out cases" and "drop_points" in forgetting
