@@ -123,7 +123,7 @@ def test_writers_killed_at_random_points_round_after_round_lose_nothing_acknowle
                 expected[name].check(stored, in_flight)
                 expected[name].answers = {k: v for k, v in expected[name].answers.items() if k in stored}
             stats = bank.stats()
-            assert stats["index"]["healthy"], stats
+            assert stats["index"]["healthy"], (round_number, stats["index"], stats["cases"])
             sample = [c.id for c in bank.iter_cases(limit=20, order_by="id")]
             for case_id in sample:  # the index holds each case's current vector
                 assert bank.search(bank.vectors([case_id])[0], k=1)[0].case.id == case_id
