@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "created_at": datetime.now(UTC).isoformat(),
         "machine": machine_info(),
-        "config": {**vars(args), "bank": str(args.bank), "corpus": str(args.corpus), "out": str(args.out)},
+        "config": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "data": {k: v for k, v in data.provenance.items() if not k.endswith("_case_ids")} | {
             "train": len(data.train), "heldout": len(data.heldout), "general_text": general.source},
         "base": {**{k: v.to_dict() for k, v in base_scores.items()}, **{k: v.to_dict() for k, v in base_train.items()},
