@@ -55,6 +55,7 @@ from langgraph.store.base import (
 )
 
 from memento.bank import Bank
+from memento.bank.arguments import check_unicode
 from memento.case import Case
 from memento.errors import ValidationError
 from memento.procedure import Procedure
@@ -266,12 +267,7 @@ def _check_text(op: Op) -> None:
     labels = getattr(op, "namespace", None) or getattr(op, "namespace_prefix", None) or ()
     for text in [*(labels if isinstance(labels, (tuple, list)) else ()), *([key] if key is not None else [])]:
         if isinstance(text, str):
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as error:
-                raise ValidationError(f"store key or namespace label {text!r:.80} is not valid Unicode text (a lone "
-                                      f"surrogate at position {error.start}); decode bytes with "
-                                      f"errors='replace' before storing them") from None
+            check_unicode("store key or namespace label", text)
 
 
 def item_id(namespace: Sequence[str], key: str) -> str:

@@ -414,7 +414,7 @@ class NeuralQPolicy(CaseSelectionPolicy):
         """Drop what is known about these cases (steps, statistics, residuals), as after a confirmed change.
 
         Their scores fall back to the similarity prior, and what the network says of them is stale
-        until `recent_window` more steps have retrained it. The change detector calls this; so can a
+        until `recent_window` more steps have passed and each has `STALE_SHOWS` fresh shows (`_stale`). The change detector calls this; so can a
         caller that knows a change happened (a tool was replaced, a site moved).
         """
         forget = set(case_ids)

@@ -40,25 +40,25 @@ def check_filters(filters: dict[str, Any]) -> dict[str, Any]:
     if text is not None and not isinstance(text, str):
         raise ValidationError(f"text={text!r:.80} is not a string; pass the words to look for in tasks and answers")
     if text is not None:
-        _encodable("text", text)
+        check_unicode("text", text)
     where = checked.get("where")
     if where is not None and not isinstance(where, Mapping):
         raise ValidationError(f"where={where!r:.80} is not a dict; pass metadata equalities, e.g. where={{'dataset': 'hotpotqa'}}")
     for key, value in (where or {}).items():
         if isinstance(value, str):
-            _encodable(f"where[{key!r:.40}]", value)
+            check_unicode(f"where[{key!r:.40}]", value)
     if checked.get("ids") is not None:
         checked["ids"] = _ids(checked["ids"])
     return checked
 
 
-def _encodable(name: str, value: str) -> None:
+def check_unicode(name: str, value: str) -> None:
     """A lone surrogate cannot be encoded for any database driver (and no stored case holds one)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationError(f"{name}={value!r:.80} holds a lone surrogate, which is not valid Unicode text; "
-                              f"decode the text properly (e.g. errors='replace') before filtering") from None
+                              f"decode the text properly (e.g. errors='replace') before using it") from None
 
 
 def namespace_listing_filters(prefix: Any, where: Any, filters: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def _ids(ids: Any) -> list[str]:
     if wrong is not None:
         raise ValidationError(f"ids holds {wrong!r:.80}, which is not a case id; case ids are strings")
     for case_id in ids:
-        _encodable("ids", case_id)
+        check_unicode("ids", case_id)
     return ids
 
 
