@@ -5,10 +5,15 @@ it through the package's install location and never import the package, so nothi
 from a model hub. JSON-schema output is constrained by a llama.cpp grammar built from the schema.
 One `Llama` object is not thread-safe, so calls on one backend are serialised by a lock;
 for requests in parallel, run a server (`python -m llama_cpp.server`, vLLM) and use `openai`.
+
+LoRA adapters (llama.cpp GGUF files, or peft folders converted once by memento.distill.gguf_lora)
+are loaded next to the model and switched per call; `distilled_from` follows a bank's promoted
+distilled adapter (`memento distill promote`), as the transformers backend does.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import threading
@@ -63,6 +68,12 @@ class LlamaCppConfig:
     """1.0 turns it off: the same answers as an OpenAI-style sampler."""
     chat_format: str | None = None
     """llama-cpp-python chat format; None uses the chat template stored in the GGUF."""
+    lora_adapters: dict[str, str] = field(default_factory=dict)
+    """LoRA adapter name -> llama.cpp GGUF adapter file, or peft folder (converted once, extra `memento[distill]`);
+    a call picks one with lora=NAME, or the base model with None."""
+    distilled_from: str | None = None
+    """A bank file: calls that name no adapter use the adapter promoted for it (`memento distill promote`),
+    re-read before each call so a new promotion or a rollback is picked up; None uses the base model."""
     extra: dict[str, Any] = field(default_factory=dict)
     """More keyword arguments for `llama_cpp.Llama`."""
 
@@ -83,6 +94,7 @@ class LlamaCppLLM(LLM):
         if not path.is_file():
             raise NotFoundError(f"GGUF file {str(path)!r} does not exist; pass model_path= an existing .gguf file")
         self.model = path.stem
+        self.model_path = path
         self._llama_cpp = llama_cpp
         self._lock = threading.Lock()
         self.llama = llama_cpp.Llama(
@@ -95,19 +107,59 @@ class LlamaCppLLM(LLM):
             verbose=False,
             **config.extra,
         )
+        self._adapters: dict[str, Any] = {}
+        self._active: str | None = None
+        for name, adapter_path in config.lora_adapters.items():
+            self._load_adapter(name, Path(adapter_path))
+        self.distilled: str | None = None
+        """The promoted distilled adapter's version in use now (with `distilled_from`), or None."""
+
+    def _load_adapter(self, name: str, path: Path) -> None:
+        if path.is_dir():
+            path = gguf_adapter(path, self.model_path)
+        if not path.is_file():
+            raise NotFoundError(f"LoRA adapter {name!r}: {str(path)!r} is neither a GGUF adapter file nor a peft folder")
+        adapter = self._llama_cpp.llama_adapter_lora_init(self.llama._model.model, str(path).encode("utf-8"))
+        if not adapter:
+            raise ValidationError(f"llama.cpp refused LoRA adapter {name!r} ({str(path)!r}) for {self.model!r}: "
+                                  f"it must be a LoRA GGUF made for this model (see memento.distill.gguf_lora)")
+        self._adapters[name] = adapter  # freed with the model
+
+    def _follow_promotion(self) -> str | None:
+        """Load the adapter now promoted for `distilled_from` (once per version); its name, or None."""
+        from memento.distill.registry import AdapterRegistry
+
+        promoted = AdapterRegistry(self.config.distilled_from).promoted()
+        if promoted is not None and promoted.name not in self._adapters:
+            self._load_adapter(promoted.name, promoted.adapter_dir)
+        self.distilled = promoted.name if promoted else None
+        return self.distilled
+
+    def _use(self, name: str | None) -> None:
+        """Put adapter `name` (None: none) on the context; the cached prompt is dropped when it changes."""
+        if name is not None and name not in self._adapters:
+            raise ValidationError(f"LoRA adapter {name!r} is not loaded; this model has {sorted(self._adapters)}; "
+                                  "pass lora_adapters={NAME: GGUF_FILE_OR_PEFT_FOLDER} when loading the llamacpp backend")
+        if name == self._active:
+            return
+        llama_cpp = self._llama_cpp
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapters[name]) if name else None
+        scales = (ctypes.c_float * 1)(1.0) if name else None
+        if llama_cpp.llama_set_adapters_lora(self.llama._ctx.ctx, adapters, 1 if name else 0, scales):
+            raise LLMError(f"llama.cpp could not set LoRA adapter {name!r}")
+        # The KV cache of the last prompt was computed with the other weights: never reuse it.
+        self.llama.reset()
+        self._active = name
 
     def _complete(self, request: Request) -> Completion:
-        if request.lora is not None:
-            raise ValidationError(
-                f"lora={request.lora!r}: the llamacpp backend cannot switch LoRA adapters per call; "
-                "serve the adapter with `vllm serve --enable-lora` and use backend 'openai', or use 'transformers'"
-            )
         # Property order is kept: the grammar makes the model write fields in this order, and a
         # reply cut off by max_tokens should still hold the first ones (e.g. "tool" before "input").
         schema_json = json.dumps(request.json_schema) if request.json_schema else None
         grammar = _grammar_from_schema(self._llama_cpp, schema_json) if schema_json else None
-        try:
-            with self._lock:
+        with self._lock:
+            lora = request.lora or (self._follow_promotion() if self.config.distilled_from else None)
+            self._use(lora)
+            try:
                 response = self.llama.create_chat_completion(
                     messages=request.messages,
                     temperature=request.temperature,
@@ -117,20 +169,31 @@ class LlamaCppLLM(LLM):
                     repeat_penalty=self.config.repeat_penalty,
                     seed=self.config.seed,
                 )
-        except ValueError as error:
-            if "context window" in str(error):
-                raise ValidationError(
-                    f"{error}; shorten the prompt, lower max_tokens or load with a larger n_ctx (now {self.config.n_ctx})"
-                ) from error
-            raise LLMError(f"llama.cpp failed: {error}") from error
+            except ValueError as error:
+                if "context window" in str(error):
+                    raise ValidationError(
+                        f"{error}; shorten the prompt, lower max_tokens or load with a larger n_ctx (now {self.config.n_ctx})"
+                    ) from error
+                raise LLMError(f"llama.cpp failed: {error}") from error
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         return Completion(
             text=choice["message"]["content"] or "",
             usage=Usage(prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)),
-            model=self.model,
+            model=lora or self.model,
             finish_reason=choice.get("finish_reason"),
         )
+
+
+def gguf_adapter(peft_folder: Path, base_gguf: Path) -> Path:
+    """The llama.cpp GGUF of a peft LoRA folder, converted once and kept in the folder as `adapter.gguf`."""
+    from memento.distill.gguf_lora import peft_to_gguf
+
+    converted = peft_folder / "adapter.gguf"
+    weights = peft_folder / "adapter_model.safetensors"
+    if converted.is_file() and weights.is_file() and converted.stat().st_mtime >= weights.stat().st_mtime:
+        return converted
+    return peft_to_gguf(peft_folder, base_gguf, converted)
 
 
 @lru_cache(maxsize=64)

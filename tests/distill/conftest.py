@@ -58,4 +58,6 @@ def _unload_lora(base):
             setattr(parent, name.rpartition(".")[2], module.get_base_layer())
     for p in base.parameters():
         p.requires_grad_(False)
+    if hasattr(base, "peft_config"):  # peft marks the model it wrapped; a later wrap would warn of "multiple adapters"
+        del base.peft_config
     base.eval()
