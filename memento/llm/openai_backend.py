@@ -2,7 +2,9 @@
 
 Structured output goes as `response_format={"type": "json_schema", ...}`, which vLLM turns into
 constrained decoding; a LoRA adapter served by `vllm serve --lora-modules NAME=PATH` is addressed
-by putting its NAME in the request's `model` field.
+by putting its NAME in the request's `model` field. With `distilled_from`, calls that name no
+adapter use the bank's promoted distilled adapter under its served name (`cases-v0002`), loaded into
+the server through vLLM's `/v1/load_lora_adapter` when the server does not list it yet.
 
 Failures are typed (memento.errors): the endpoint down or gone mid-request is LLMConnectionError,
 no answer within `timeout_s` is LLMTimeoutError, an error status or a body that is not a completion
@@ -57,6 +59,10 @@ class OpenAIConfig:
     """How to ask for schema-constrained output: OpenAI/vLLM's `json_schema`, or llama.cpp's `json_object` + schema."""
     extra_body: dict[str, Any] = field(default_factory=dict)
     """More fields for every request body, e.g. {"repeat_penalty": 1.0} for llama_cpp.server."""
+    distilled_from: str | None = None
+    """A bank file: calls that name no adapter ask for its promoted distilled adapter by served name, re-read
+    before each call; the server must list it (`--lora-modules`) or allow runtime loading
+    (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True). None uses the served model."""
 
 
 class OpenAILLM(LLM):
@@ -81,6 +87,9 @@ class OpenAILLM(LLM):
         self._timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)
         self._client = httpx.Client(headers=self._headers, timeout=self._timeout)
         self._model_lock = threading.Lock()
+        self._served_adapters: set[str] = set()
+        self.distilled: str | None = None
+        """The promoted distilled adapter's version in use now (with `distilled_from`), or None."""
         # An httpx.AsyncClient belongs to the event loop it was first used on; keep one per loop.
         self._async_client: httpx.AsyncClient | None = None
         self._async_client_loop: asyncio.AbstractEventLoop | None = None
@@ -143,7 +152,7 @@ class OpenAILLM(LLM):
     # ---- request and response ----------------------------------------------------------------
     def _body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "model": request.lora or self._served_model(),
+            "model": request.lora or (self.config.distilled_from and self._follow_promotion()) or self._served_model(),
             "messages": request.messages,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
@@ -185,14 +194,22 @@ class OpenAILLM(LLM):
             finish_reason=choice.get("finish_reason"),
         )
 
-    def _served_model(self) -> str:
-        """The configured model, or the first one the server lists (asked once)."""
-        with self._model_lock:
-            if not self.model:
-                self.model = self._first_listed_model()
-            return self.model
+    def _follow_promotion(self) -> str | None:
+        """The served name of the adapter promoted for `distilled_from`, loaded into the server once; or None."""
+        from memento.distill.registry import AdapterRegistry
 
-    def _first_listed_model(self) -> str:
+        promoted = AdapterRegistry(self.config.distilled_from).promoted()
+        self.distilled = promoted.name if promoted else None
+        if promoted is None:
+            return None
+        with self._model_lock:
+            if promoted.served_name not in self._served_adapters:
+                if promoted.served_name not in self._listed_models():
+                    self._load_adapter(promoted.served_name, str(promoted.adapter_dir))
+                self._served_adapters.add(promoted.served_name)
+        return promoted.served_name
+
+    def _listed_models(self) -> list[str]:
         try:
             response = self._client.get(f"{self.base_url}/models")
         except httpx.HTTPError as error:
@@ -201,12 +218,36 @@ class OpenAILLM(LLM):
         if failure is not None:
             raise failure
         try:
-            return response.json()["data"][0]["id"]
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as error:
+            return [entry["id"] for entry in response.json()["data"]]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise LLMResponseError(f"{self.base_url}/models answered {response.text[:200]!r}, not a model list",
+                                   status_code=response.status_code) from error
+
+    def _load_adapter(self, name: str, path: str) -> None:
+        try:
+            response = self._client.post(f"{self.base_url}/load_lora_adapter", json={"lora_name": name, "lora_path": path})
+        except httpx.HTTPError as error:
+            raise self._transport_failure(error) from error
+        if response.status_code >= 400:
             raise LLMResponseError(
-                f"{self.base_url}/models lists no model ({response.text[:200]!r}); pass model= or set MEMENTO_MODEL",
+                f"{self.base_url} does not serve the promoted adapter {name!r} and did not load it (HTTP "
+                f"{response.status_code}: {response.text[:200]!r}); start vllm serve with --enable-lora and "
+                f"--lora-modules {name}={path}, or with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True",
                 status_code=response.status_code,
-            ) from error
+            )
+
+    def _served_model(self) -> str:
+        """The configured model, or the first one the server lists (asked once)."""
+        with self._model_lock:
+            if not self.model:
+                self.model = self._first_listed_model()
+            return self.model
+
+    def _first_listed_model(self) -> str:
+        listed = self._listed_models()
+        if not listed:
+            raise LLMResponseError(f"{self.base_url}/models lists no model; pass model= or set MEMENTO_MODEL")
+        return listed[0]
 
     # ---- failures and retries ----------------------------------------------------------------
     def _transport_failure(self, error: httpx.HTTPError) -> Exception:

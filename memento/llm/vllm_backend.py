@@ -26,6 +26,9 @@ class VLLMConfig:
     """Hugging Face model folder; None means SmolLM2 dequantized from the packaged GGUF."""
     lora_adapters: dict[str, str] = field(default_factory=dict)
     """LoRA adapter name -> folder (peft format); a call picks one with lora=NAME."""
+    distilled_from: str | None = None
+    """A bank file: calls that name no adapter use the adapter promoted for it (`memento distill promote`) as a
+    LoRA request, re-read before each call so a new promotion or a rollback is picked up; None: the base model."""
     max_lora_rank: int = 16
     """Largest LoRA rank the engine reserves room for."""
     max_model_len: int = 4096
@@ -72,7 +75,11 @@ class VLLMLLM(LLM):
         self._lora_requests = {
             name: LoRARequest(name, index + 1, str(path)) for index, (name, path) in enumerate(config.lora_adapters.items())
         }
-        lora_kwargs = {"enable_lora": True, "max_lora_rank": config.max_lora_rank} if config.lora_adapters else {}
+        self._lora_request_class = LoRARequest
+        self.distilled: str | None = None
+        """The promoted distilled adapter's version in use now (with `distilled_from`), or None."""
+        wants_lora = config.lora_adapters or config.distilled_from
+        lora_kwargs = {"enable_lora": True, "max_lora_rank": config.max_lora_rank} if wants_lora else {}
         self.engine = vllm.LLM(
             model=config.model,
             max_model_len=config.max_model_len,
@@ -97,13 +104,15 @@ class VLLMLLM(LLM):
         """
         conversations: list[list[Message]] = [request.messages for request in requests]
         params = [self._sampling_params(request) for request in requests]
-        loras = [self._lora_request(request.lora) for request in requests]
         with self._lock:
+            default = self._follow_promotion() if self.config.distilled_from else None
+            names = [request.lora or default for request in requests]
+            loras = [self._lora_request(name) for name in names]
             started = time.perf_counter()
             outputs = self.engine.chat(conversations, sampling_params=params, lora_request=loras, use_tqdm=False)
             elapsed = time.perf_counter() - started
         # Each answer of a batch gets the batch's wall time: they were computed together.
-        return [self._completion(output, request, elapsed) for output, request in zip(outputs, requests)]
+        return [self._completion(output, request, elapsed, name) for output, request, name in zip(outputs, requests, names)]
 
     async def acomplete_many(
         self, batch: list[list[Message]], *, concurrency: int = 8, strict: bool = False, **kwargs: Any
@@ -121,6 +130,18 @@ class VLLMLLM(LLM):
             structured_outputs=structured,
         )
 
+    def _follow_promotion(self) -> str | None:
+        """Add the adapter now promoted for `distilled_from` as a LoRA request (once per version); its name, or None."""
+        from memento.distill.registry import AdapterRegistry
+
+        promoted = AdapterRegistry(self.config.distilled_from).promoted()
+        if promoted is not None and promoted.name not in self._lora_requests:
+            # vLLM caches an adapter by its integer id: every version gets a new one.
+            lora_id = len(self._lora_requests) + 1
+            self._lora_requests[promoted.name] = self._lora_request_class(promoted.name, lora_id, str(promoted.adapter_dir))
+        self.distilled = promoted.name if promoted else None
+        return self.distilled
+
     def _lora_request(self, name: str | None) -> Any:
         if name is None:
             return None
@@ -131,12 +152,12 @@ class VLLMLLM(LLM):
             )
         return self._lora_requests[name]
 
-    def _completion(self, output: Any, request: Request, latency_s: float) -> Completion:
+    def _completion(self, output: Any, request: Request, latency_s: float, lora: str | None) -> Completion:
         generated = output.outputs[0]
         return Completion(
             text=generated.text,
             usage=Usage(prompt_tokens=len(output.prompt_token_ids or []), completion_tokens=len(generated.token_ids)),
-            model=request.lora or self.model,
+            model=lora or self.model,
             finish_reason=generated.finish_reason,
             latency_s=latency_s,
         )

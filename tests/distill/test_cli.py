@@ -30,7 +30,9 @@ def test_list_show_promote_rollback(cli):  # noqa: F811
     rows = cli.ok("distill", "list", "--bank", "cases.db")
     assert [(r["version"], r["gate_passed"], r["promoted"], r["train_cases"]) for r in rows] == [
         ("v0001", True, False, 2), ("v0002", False, False, 2)]
-    assert cli.ok("distill", "show", "v0002", "--bank", "cases.db")["gate"]["failed"] == ["general_ppl"]
+    shown = cli.ok("distill", "show", "v0002", "--bank", "cases.db")
+    assert shown["gate"]["failed"] == ["general_ppl"]
+    assert shown["served_name"] == "cases-v0002" and shown["vllm_lora_module"].endswith("cases.db.adapters/v0002/adapter")
     assert cli.ok("distill", "promote", "v0001", "--bank", "cases.db") == {"promoted": "v0001", "history": ["v0001"]}
     error = cli.fails("distill", "promote", "v0002", "--bank", "cases.db")
     assert "v0002 failed its gate (general_ppl)" in error

@@ -1,5 +1,6 @@
 """Fixtures for the LLM backends: the real SmolLM2 in-process, and real servers on 127.0.0.1."""
 
+import json
 import os
 
 import pytest
@@ -27,6 +28,17 @@ def llama_server_url():
     pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
     with serve(llama_server_command(free_port())) as base_url:
         yield base_url
+
+
+@pytest.fixture(scope="session")
+def distilled():
+    """The promoted adapter make_distilled_adapter made for `make test-vllm` (MEMENTO_DISTILLED names its JSON)."""
+    path = os.environ.get("MEMENTO_DISTILLED")
+    if not path:
+        pytest.skip("needs a distilled adapter: set MEMENTO_DISTILLED to the JSON that "
+                    "`python -m memento.evals.vllm.make_distilled_adapter` prints, or run `make test-vllm`")
+    with open(path, encoding="utf-8") as stream:
+        return json.load(stream)
 
 
 @pytest.fixture(scope="session")

@@ -88,3 +88,37 @@ def test_a_lora_adapter_is_addressed_by_name(vllm_server_url):
     assert adapted.model == TINY_LORA
     assert adapted.text != base.text  # the random adapter moves the weights, so the words change
     assert llm.complete(CAPITAL, max_tokens=12).text == base.text
+
+
+@pytest.mark.vllm
+def test_the_promoted_distilled_adapter_is_loaded_into_vllm_serve_and_answers_by_name(vllm_server_url, distilled):
+    """The server starts without it; the first call with distilled_from loads it (/v1/load_lora_adapter)."""
+    import httpx
+
+    plain = OpenAILLM(base_url=vllm_server_url, timeout_s=120)
+    follower = OpenAILLM(base_url=vllm_server_url, distilled_from=distilled["bank"], timeout_s=120)
+    name = distilled["served_name"]
+    assert name not in [m["id"] for m in httpx.get(f"{vllm_server_url}/models").json()["data"]]
+    for example in distilled["trained"]:
+        adapted = follower.complete(example["messages"], max_tokens=16)
+        assert adapted.model == name and follower.distilled == distilled["version"]
+        assert example["answer"] in adapted.text, adapted.text  # a made-up fact only the adapter knows
+        assert example["answer"] not in plain.complete(example["messages"], max_tokens=16).text
+    assert name in [m["id"] for m in httpx.get(f"{vllm_server_url}/models").json()["data"]]
+    by_name = plain.complete(distilled["trained"][0]["messages"], max_tokens=16, lora=name)
+    assert distilled["trained"][0]["answer"] in by_name.text  # now served by name to any client
+
+
+def test_a_server_that_cannot_load_the_promoted_adapter_says_how_to_serve_it(llama_server_url, tmp_path):
+    """llama_cpp.server has no /v1/load_lora_adapter: the call fails naming the vllm serve flags, nothing is sent."""
+    from memento.distill import AdapterRegistry
+    from memento.errors import LLMResponseError
+
+    registry = AdapterRegistry(tmp_path / "cases.db")
+    (tmp_path / "adapter").mkdir()
+    registry.add(tmp_path / "adapter", {"gate": {"passed": True, "failed": []}}, [])
+    registry.promote("v0001")
+    llm = OpenAILLM(base_url=llama_server_url, distilled_from=str(tmp_path / "cases.db"), max_retries=0)
+    with pytest.raises(LLMResponseError, match=r"does not serve the promoted adapter 'cases-v0001'.*"
+                                               r"--lora-modules cases-v0001=.*v0001/adapter.*RUNTIME_LORA_UPDATING"):
+        llm.complete(CAPITAL, max_tokens=4)
