@@ -1,11 +1,16 @@
 import os
 from pathlib import Path
 
+import hypothesis  # noqa: F401
 import pytest
 
 from tests.fakes import FakeHashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
+# hypothesis is imported above, at collection, on purpose: a run of tests that never use it otherwise
+# imports it in pytest's session-finish hook, deep in the stack, where CPython 3.11.7's compiler
+# fails with "SystemError: AST constructor recursion depth mismatch" (a CPython 3.11 bug, seen here)
+# after every test has passed.
 
 
 def shared_data_dir() -> Path:
