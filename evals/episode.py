@@ -148,20 +148,23 @@ class EpisodeRunner(Protocol):
 
 
 class AgentEpisodes:
-    """Episodes run by `memento.agent.Agent`: one agent per arm, all sharing the LLM and the tools."""
+    """Episodes run by `memento.agent.Agent`: one agent per arm, sharing the tools, and the LLM unless `arm_llm` gives one."""
 
-    def __init__(self, llm: Any, tools: list[Any], config: Any):
+    def __init__(self, llm: Any, tools: list[Any], config: Any, *, arm_llm: Callable[[ArmMemory], Any] | None = None):
         self.llm = llm
         self.tools = tools
         self.config = config
         """The `AgentConfig` every arm's agent runs with."""
+        self.arm_llm = arm_llm
+        """An arm's own LLM (e.g. one following its bank's distilled adapter), made at its first episode; None: `llm`."""
         self._agents: dict[str, Any] = {}
 
     def _agent(self, arm: ArmMemory) -> Any:
         if arm.name not in self._agents:
             from memento.agent import Agent
 
-            self._agents[arm.name] = Agent(self.llm, arm.bank, arm.policy, self.tools, config=self.config)
+            llm = self.arm_llm(arm) if self.arm_llm is not None else self.llm
+            self._agents[arm.name] = Agent(llm, arm.bank, arm.policy, self.tools, config=self.config)
         return self._agents[arm.name]
 
     async def arun(self, task: Task, arm: ArmMemory, *, case_id: str | None, explore: bool,

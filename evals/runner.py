@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,8 @@ async def arun_eval(config: EvalConfig, *, progress: bool = True, episodes: Epis
     llm = judge = None
     if episodes is None:
         llm = build_llm(config)
-        episodes = AgentEpisodes(llm, build_tools(config, corpus, run_dir), agent_config(config))
+        episodes = AgentEpisodes(llm, build_tools(config, corpus, run_dir), agent_config(config),
+                                 arm_llm=arm_llms(config, llm))
     if config.judge is not None:
         judge = build_judge(config, llm)
     log = EpisodeLog(run_dir / EPISODES_FILE)
@@ -189,14 +191,33 @@ def _world_of(spec: TaskSpec) -> tuple[int, int, int | None]:
             None if spec_seed is None else int(spec_seed))
 
 
-def build_llm(config: EvalConfig) -> Any:
-    """The agent's LLM; the embedded backend gets the run's seed unless its options set one."""
+def build_llm(config: EvalConfig, *, distilled_from: str | None = None) -> Any:
+    """The agent's LLM; the embedded backend gets the run's seed unless its options set one.
+
+    `distilled_from` (a bank file) makes it use that bank's promoted distilled adapter, followed call by call.
+    """
     from memento.llm import load_llm as load
 
     options = dict(config.llm.options)
     if config.llm.backend == "llamacpp":
         options.setdefault("seed", config.seed)
+    if distilled_from is not None:
+        options["distilled_from"] = distilled_from
     return load(config.llm.backend, **options)
+
+
+def arm_llms(config: EvalConfig, shared: Any) -> Callable[[ArmMemory], Any] | None:
+    """With distillation on, each memory arm's LLM follows the adapter promoted for that arm's own bank.
+
+    Every backend follows a promotion before each call (llama.cpp through a converted GGUF, vLLM and
+    transformers directly, a vllm serve by loading the adapter by name), so the episodes after a
+    promotion run with the adapter. Each memory arm gets its own LLM object for that: another copy
+    of the model in memory (about 0.1 GB for the embedded SmolLM2). Without distillation, all arms
+    share one LLM.
+    """
+    if config.distill is None:
+        return None
+    return lambda arm: build_llm(config, distilled_from=str(arm.bank.path)) if arm.has_memory else shared
 
 
 def build_judge(config: EvalConfig, llm: Any) -> Any:
