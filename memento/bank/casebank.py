@@ -105,10 +105,13 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
         self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
 
     def _init_meta(self, embedder: Embedder | None, index: str | IndexConfig | None) -> None:
-        tables = set(self.db.table_names())
-        if tables and "bank_meta" not in tables:
-            raise BankError(f"'{self.path}' is a SQLite file but not a case bank (no bank_meta table); choose another path")
         with self._file_lock:
+            # Read under the lock: two processes creating one bank at once would otherwise both see no
+            # tables, and the second would reset next_vid and generation under the first one's writes.
+            tables = set(self.db.table_names())
+            if tables and "bank_meta" not in tables:
+                raise BankError(f"'{self.path}' is a SQLite file but not a case bank (no bank_meta table); "
+                                f"choose another path")
             if not tables:
                 self.db.executescript(SCHEMA)
                 name, dim = (embedder.name, embedder.dim) if embedder else (DEFAULT_MODEL_NAME, DEFAULT_MODEL_DIM)

@@ -63,3 +63,20 @@ def test_several_writer_processes_share_one_bank(bank_location):
     watcher.close()
     with CaseBank.open(path, embedder=FakeHashEmbedder()) as reopened:
         assert_consistent(reopened)
+
+
+def test_writer_processes_that_create_one_new_bank_at_once_lose_nothing(tmp_path):
+    """The first creates the bank and writes; the others, which saw no tables, must not initialise it again.
+
+    Before the fix a second creator reset `next_vid` and `generation` under the first one's writes:
+    UNIQUE failures on cases.vid, and an index that disagreed with SQLite rounds later.
+    """
+    for attempt in range(6):
+        path = tmp_path / f"new-{attempt}.db"
+        writers = [start_writer(path, f"w{i}", batches=4, batch_size=10) for i in range(4)]
+        outputs = [w.communicate(timeout=120)[0] for w in writers]
+        assert [w.returncode for w in writers] == [0] * 4, f"attempt {attempt}: a writer failed"
+        assert sum(len(line.split()) for out in outputs for line in out.splitlines()) == 160
+        with CaseBank(path, embedder=FakeHashEmbedder()) as bank:
+            assert bank.count() == 160
+            assert_consistent(bank)
