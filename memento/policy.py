@@ -279,6 +279,17 @@ class CaseSelectionPolicy(ABC):
             raise ValidationError(f"k={k!r} must be a positive integer: the number of cases to show")
         return k
 
+    def _check_select(self, state: TaskState, k: int | None, explore: Any) -> tuple[Any, int]:
+        """`select`'s arguments checked before anything is chosen; returns (bank, k).
+
+        `explore` must be a bool: a string such as "no" is truthy and would make an evaluation explore.
+        """
+        if not isinstance(explore, bool):
+            raise ValidationError(f"explore={explore!r:.80} must be True (while learning) or False (when evaluating)")
+        bank = self._bank()
+        self._check_state(state, bank)
+        return bank, self._k(k)
+
     def _check_state(self, state: TaskState, bank: Any, what: str = "state") -> None:
         if not isinstance(state, TaskState):
             raise ValidationError(f"{what} must be a TaskState, got {type(state).__name__}; build it with TaskState.from_task(bank, text)")

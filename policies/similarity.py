@@ -29,7 +29,6 @@ class SimilarityPolicy(CaseSelectionPolicy):
 
     def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
                namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
-        bank = self._bank()
-        self._check_state(state, bank)
-        hits = self._search(state, self._k(k), namespace, exclude)
+        _, k = self._check_select(state, k, explore)
+        hits = self._search(state, k, namespace, exclude)
         return [Selection(case=hit.case, score=float(hit.score), similarity=float(hit.score)) for hit in hits]

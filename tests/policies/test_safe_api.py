@@ -104,3 +104,14 @@ def test_a_checkpoint_that_saved_k_in_its_config_still_loads(env, tmp_path):
     checkpoint["config"]["k"] = 4  # as written before k left the policy's config
     torch.save(checkpoint, path)
     assert load_policy(path, env.bank).config == policy.config
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_explore_must_be_a_bool(env, name):
+    """`explore="no"` is truthy: it was taken as True, so an evaluation explored (and learned from noise)."""
+    policy = make_policy(name, env.bank)
+    state = env.state(env.train_tasks[0])
+    for bad in ("no", "yes", 1, None):
+        with pytest.raises(ValidationError, match=r"explore=.* must be True \(while learning\) or False"):
+            policy.select(state, k=2, explore=bad)
+    assert len(policy.select(state, k=2, explore=False)) == 2
