@@ -260,10 +260,12 @@ def plot(result: dict, path: Path) -> None:
         "policy record+update (ms)": ("flat", lambda e: e["policy"]["record_update"]["p50_ms"]),
     }
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for label, (kind, pick) in lines.items():
+    colors = plt.get_cmap("tab20").colors  # more lines than the default cycle has colours
+    for index, (label, (kind, pick)) in enumerate(lines.items()):
         xs, ys = series(result, kind, pick)
         if xs:
-            ax.plot(xs, ys, marker="o", linestyle="--" if "raw" in label else "-", label=label)
+            ax.plot(xs, ys, marker="os^D"[index % 4], color=colors[index % len(colors)],
+                    linestyle="--" if "raw" in label else "-", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("cases in the bank")
