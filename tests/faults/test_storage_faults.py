@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -245,7 +246,17 @@ def test_a_damaged_sqlite_file_is_refused_with_the_fix_and_left_as_it_was(tmp_pa
 def test_damage_met_after_opening_is_an_error_line_in_the_cli(cli):
     path = cli.folder / "cases.db"
     make_bank(path, n=2000)
-    overwrite(path, path.stat().st_size // 2, 4096)  # rows only: the bank opens, reading them fails
+    # A leaf page of the cases table in the middle of them, its page-type byte made invalid: the bank
+    # opens (schema and metadata are intact), and listing the cases reads that page. Random bytes at a
+    # fixed offset, as before, sometimes hit a page that SQLite reads as valid garbage (a scan that
+    # silently returned 1 row of 2000): SQLite detects a malformed page, not every damaged one.
+    with sqlite3.connect(path) as db:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        leaves = [p for (p,) in db.execute("SELECT pageno FROM dbstat WHERE name = 'cases' AND pagetype = 'leaf' "
+                                           "ORDER BY pageno")]
+    with open(path, "r+b") as handle:
+        handle.seek((leaves[len(leaves) // 2] - 1) * page_size)  # pages count from 1; no file header past page 1
+        handle.write(b"\xff" * 16)
 
     line = cli.fails("cases", "ls", "--bank", path)
 
