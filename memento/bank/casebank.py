@@ -209,6 +209,26 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
                       "index": self.index_path.stat().st_size if self.index_path.exists() else 0},
         }
 
+    def check(self) -> dict[str, Any]:
+        """Read every page of the SQLite file (`PRAGMA quick_check`) and compare the index with the rows.
+
+        SQLite notices a damaged page only when a read needs it, and a page damaged into valid-looking
+        garbage can be read without any error (a listing that silently returns fewer rows): this is
+        the check that finds it. It reads the whole file (seconds per GB). Returns {"ok", "sqlite",
+        "index"}; `ok` is False when either found a problem. It changes nothing.
+        """
+        with self._lock:
+            try:
+                problems = [row[0] for row in self.db.execute("PRAGMA quick_check(20)")]
+            except sqlite3.DatabaseError as exc:  # damage bad enough that the check itself cannot run
+                problems = [str(exc)]
+            sqlite_ok = problems == ["ok"]
+            stats = self.stats() if sqlite_ok else None
+        index_ok = bool(stats and stats["index"]["healthy"])
+        return {"ok": sqlite_ok and index_ok, "sqlite": "ok" if sqlite_ok else problems,
+                "index": ({"healthy": index_ok, "vectors": stats["index"]["vectors"], "cases": stats["cases"]}
+                          if stats else "not compared: the SQLite file is damaged")}
+
     def reindex(self, embedder: Embedder | None = None, *, batch_size: int = 256, progress: bool = False) -> None:
         """Rebuild the index from stored embeddings, or re-embed every case with another `embedder`.
 

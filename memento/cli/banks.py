@@ -13,7 +13,7 @@ import typer
 
 from memento.bank import Bank, CaseBank
 from memento.bank.copy import copy_bank
-from memento.cli.options import EmbedderName
+from memento.cli.options import BankPath, EmbedderName
 from memento.cli.output import output_options
 from memento.embedders import (DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, Embedder, SentenceTransformerEmbedder,
                                default_embedder)
@@ -145,3 +145,27 @@ def copy(source: Annotated[str, typer.Argument(help="The bank to copy: a file or
         raise BankError(f"'{destination}' already exists; nothing was changed (copy into a new path)")
     with open_bank(source, embedder) as src, open_bank(destination, embedder, create=True, index=index) as dst:
         return copy_bank(src, dst)
+
+
+@app.command(short_help="Read every page of a bank file and compare its index with its rows.")
+@output_options
+def check(bank_path: BankPath, embedder: EmbedderName = None) -> dict:
+    """Example: memento bank check --bank cases.db
+
+    SQLite notices a damaged page only when a command reads it, and a page damaged into
+    valid-looking garbage can even be read without an error. This reads the whole file
+    (`PRAGMA quick_check`, seconds per GB) and compares the FAISS index with the rows. Exit 1 with
+    an Error line when something is wrong; nothing is changed. For a postgresql:// bank, use the
+    server's own tools (data checksums, amcheck).
+    """
+    if is_url(bank_path):
+        raise ValidationError(f"{bank_path} is a server: check it with PostgreSQL's own tools (data checksums, amcheck)")
+    with open_bank(bank_path, embedder) as bank:
+        report = bank.check()
+    if not report["ok"]:
+        found = report["sqlite"] if report["sqlite"] != "ok" else [f"the index holds {report['index']['vectors']} "
+                                                                    f"vectors for {report['index']['cases']} cases"]
+        raise BankError(f"bank '{bank_path}' is damaged: {'; '.join(found)[:400]}; restore a backup, or export what "
+                        f"still reads (`memento cases export`) into a new bank; `memento cases reindex` rebuilds an index that "
+                        f"disagrees with intact rows")
+    return report

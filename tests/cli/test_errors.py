@@ -16,7 +16,7 @@ ARGUMENTS = {
     "cases edit": ["acme-1", "--set", "reward=1"], "cases export": ["out.jsonl"], "cases import": ["new.jsonl"],
     "cases stats": [], "cases reindex": [], "cases rm": ["acme-1", "--yes"], "cases dedup": ["--apply"],
     "cases prune": ["--max-reward", "0", "--yes"], "policy show": ["policy.pt"], "policy rank": ["policy.pt"],
-    "ask": ["Who founded Acme?"], "ui": ["--check"],
+    "ask": ["Who founded Acme?"], "ui": ["--check"], "bank check": [],
     "distill run": [], "distill list": [], "distill show": ["v0001"], "distill promote": ["v0001"], "distill rollback": [],
 }
 

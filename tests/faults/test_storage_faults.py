@@ -246,6 +246,27 @@ def test_a_damaged_sqlite_file_is_refused_with_the_fix_and_left_as_it_was(tmp_pa
 def test_damage_met_after_opening_is_an_error_line_in_the_cli(cli):
     path = cli.folder / "cases.db"
     make_bank(path, n=2000)
+    _damage_a_leaf_page(path)
+
+    line = cli.fails("cases", "ls", "--bank", path)
+
+    assert "damaged" in line and "backup" in line, line
+
+
+def test_bank_check_reads_every_page_and_finds_what_a_listing_may_not(cli):
+    path = cli.folder / "cases.db"
+    make_bank(path, n=2000)
+    healthy = cli.ok("bank", "check", "--bank", path)
+    assert healthy["ok"] and healthy["sqlite"] == "ok" and healthy["index"] == {"healthy": True, "vectors": 2000,
+                                                                                 "cases": 2000}
+    _damage_a_leaf_page(path)
+    before = digest(path)
+    line = cli.fails("bank", "check", "--bank", path)
+    assert "is damaged" in line and "restore a backup" in line and "memento cases export" in line, line
+    assert digest(path) == before, "a check changes nothing"
+
+
+def _damage_a_leaf_page(path):
     # A leaf page of the cases table in the middle of them, its page-type byte made invalid: the bank
     # opens (schema and metadata are intact), and listing the cases reads that page. Random bytes at a
     # fixed offset, as before, sometimes hit a page that SQLite reads as valid garbage (a scan that
@@ -257,7 +278,3 @@ def test_damage_met_after_opening_is_an_error_line_in_the_cli(cli):
     with open(path, "r+b") as handle:
         handle.seek((leaves[len(leaves) // 2] - 1) * page_size)  # pages count from 1; no file header past page 1
         handle.write(b"\xff" * 16)
-
-    line = cli.fails("cases", "ls", "--bank", path)
-
-    assert "damaged" in line and "backup" in line, line
