@@ -221,8 +221,8 @@ def write_report(summary: EvalSummary, path: str | Path, *, plots: list[Path] = 
         lines += ["", "## Distillations", "", distillation_table(runs), "",
                   "Each row is one background distillation of an arm's bank (`EvalConfig.distill`): the gate's "
                   "scores for the base model -> base + the candidate adapter, and whether it was promoted. The "
-                  "episodes after a promotion use the adapter where the backend follows the bank's registry "
-                  "(the transformers backend with `distilled_from`)."]
+                  "episodes after a promotion use the adapter: each memory arm's LLM follows its bank's registry "
+                  "(`distilled_from`, on every backend)."]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     lines += ["", "## Reading the columns", "",

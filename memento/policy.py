@@ -37,6 +37,7 @@ from typing import Any, Callable, ClassVar, Collection, Sequence, Union
 
 import numpy as np
 
+from memento.bank.arguments import check_flag
 from memento.case import Case
 from memento.case import check_reward as check_case_reward
 from memento.errors import NotFoundError, PolicyError, ValidationError
@@ -279,16 +280,14 @@ class CaseSelectionPolicy(ABC):
             raise ValidationError(f"k={k!r} must be a positive integer: the number of cases to show")
         return k
 
-    def _check_select(self, state: TaskState, k: int | None, explore: Any) -> tuple[Any, int]:
-        """`select`'s arguments checked before anything is chosen; returns (bank, k).
+    def _check_select(self, state: TaskState, k: int | None, explore: Any) -> int:
+        """`select`'s arguments checked before anything is chosen; returns k.
 
         `explore` must be a bool: a string such as "no" is truthy and would make an evaluation explore.
         """
-        if not isinstance(explore, bool):
-            raise ValidationError(f"explore={explore!r:.80} must be True (while learning) or False (when evaluating)")
-        bank = self._bank()
-        self._check_state(state, bank)
-        return bank, self._k(k)
+        check_flag("explore", explore, "True (while learning) or False (when evaluating)")
+        self._check_state(state, self._bank())
+        return self._k(k)
 
     def _check_state(self, state: TaskState, bank: Any, what: str = "state") -> None:
         if not isinstance(state, TaskState):

@@ -159,7 +159,7 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
 
     def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
                namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
-        _, k = self._check_select(state, k, explore)
+        k = self._check_select(state, k, explore)
         candidates = self._candidates(state, max(self.config.candidates, k + 1), namespace, exclude)
         if not candidates:
             return []

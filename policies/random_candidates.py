@@ -35,7 +35,7 @@ class RandomCandidatesPolicy(CaseSelectionPolicy):
 
     def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
                namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
-        _, k = self._check_select(state, k, explore)
+        k = self._check_select(state, k, explore)
         hits = self._search(state, max(self.config.candidates, k + 1), namespace, exclude)
         chosen = self.rng.permutation(len(hits))[:k]
         return [Selection(case=hits[i].case, score=0.0, similarity=float(hits[i].score)) for i in chosen]

@@ -29,6 +29,6 @@ class SimilarityPolicy(CaseSelectionPolicy):
 
     def select(self, state: TaskState, *, k: int | None = None, explore: bool = False,
                namespace: tuple[str, ...] | None = None, exclude: Exclude = None) -> list[Selection]:
-        _, k = self._check_select(state, k, explore)
+        k = self._check_select(state, k, explore)
         hits = self._search(state, k, namespace, exclude)
         return [Selection(case=hit.case, score=float(hit.score), similarity=float(hit.score)) for hit in hits]

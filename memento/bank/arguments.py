@@ -84,10 +84,10 @@ def check_page(limit: Any, offset: Any) -> tuple[int | None, int]:
     return (None if limit is None else int(limit)), int(offset)
 
 
-def check_flag(name: str, value: Any) -> bool:
-    """A boolean argument (`descending=True`), never a truthy string such as 'no'."""
+def check_flag(name: str, value: Any, meaning: str = "True or False") -> bool:
+    """A boolean argument (`descending=True`), never a truthy string such as 'no'; `meaning` says what each value does."""
     if not isinstance(value, bool):
-        raise ValidationError(f"{name}={value!r:.80} must be True or False")
+        raise ValidationError(f"{name}={value!r:.80} must be {meaning}")
     return value
 
 

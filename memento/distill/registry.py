@@ -117,7 +117,12 @@ class AdapterRegistry:
     def promoted(self) -> AdapterVersion | None:
         """The adapter the backends use now, or None (the base model)."""
         name = self._state()["promoted"]
-        return self.get(name) if name else None
+        if not name:
+            return None
+        # Every backend with `distilled_from` asks before each call: the folder itself, not a listing of all versions.
+        if (self.root / name / "manifest.json").is_file():
+            return AdapterVersion(name, self.root / name)
+        return self.get(name)  # gone: NotFoundError naming the versions there are
 
     def history(self) -> list[str]:
         """Versions promoted so far, in order; the last is the promoted one."""

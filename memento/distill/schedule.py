@@ -9,7 +9,7 @@
 A run is `python -m memento.distill.worker` on a JSON file holding the bank path and the config;
 it writes its report (the gate's before/after) beside that file. At most one run per schedule is
 in flight; successes that arrive meanwhile count towards the next. The adapter a run promotes is
-what the transformers backend with `distilled_from=<bank>` uses from its next call on.
+what any backend with `distilled_from=<bank>` uses from its next call on.
 """
 
 from __future__ import annotations
