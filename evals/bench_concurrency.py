@@ -47,11 +47,13 @@ def _writer(path: str, writer: int, cases: int, batch: int, acknowledged, errors
         spans.append((began, time.time()))
 
 
-def _searcher(path: str, seed: int, stop, latencies, errors) -> None:
+def _searcher(path: str, seed: int, stop, latencies, errors, ready) -> None:
     from memento import CaseBank
 
     rng = np.random.default_rng(seed)
     with CaseBank(path) as bank:
+        bank.search(_vectors(seed, 1)[0], k=8)  # warmed and searching before any writer starts
+        ready.append(seed)
         while not stop.is_set():
             query = _vectors(int(rng.integers(1 << 30)), 1)[0]
             started = time.perf_counter()
@@ -63,6 +65,18 @@ def _searcher(path: str, seed: int, stop, latencies, errors) -> None:
             time.sleep(0.005)
 
 
+def _wait_until_searching(readers: list, ready, timeout_s: float = 300.0) -> None:
+    """Writers start only once every searcher searches: a spawned searcher can take seconds to
+    import, longer than a small level's writers take to finish, and would then measure nothing."""
+    deadline = time.monotonic() + timeout_s
+    while len(ready) < len(readers):
+        if any(reader.exitcode is not None for reader in readers):
+            raise RuntimeError("a searcher process exited before its first search; run it alone to see why")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"searchers not searching after {timeout_s:.0f} s; the machine is overloaded")
+        time.sleep(0.05)
+
+
 def run_level(folder: Path, writers: int, searchers: int, cases: int, batch: int) -> dict:
     from memento import Case, CaseBank
 
@@ -72,10 +86,12 @@ def run_level(folder: Path, writers: int, searchers: int, cases: int, batch: int
     context = mp.get_context("spawn")
     with context.Manager() as manager:
         acknowledged, errors, latencies, stop = manager.list(), manager.list(), manager.list(), manager.Event()
-        spans = manager.list()
-        readers = [context.Process(target=_searcher, args=(path, s, stop, latencies, errors)) for s in range(searchers)]
+        spans, ready = manager.list(), manager.list()
+        readers = [context.Process(target=_searcher, args=(path, s, stop, latencies, errors, ready))
+                   for s in range(searchers)]
         for reader in readers:
             reader.start()
+        _wait_until_searching(readers, ready)
         writing = [context.Process(target=_writer, args=(path, w, cases, batch, acknowledged, errors, spans))
                    for w in range(writers)]
         for process in writing:
