@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -99,10 +100,32 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
             raise NotFoundError(f"folder '{self.path.parent}' for bank '{self.path.name}' does not exist; create it first")
 
     def _configure(self, busy_timeout_s: float) -> None:
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal(busy_timeout_s)
         # NORMAL in WAL mode loses nothing when a process is killed, only on power loss.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+
+    def _enable_wal(self, busy_timeout_s: float) -> None:
+        """Switch a new bank file to WAL once, under the file lock, retrying while others hold it.
+
+        The switch reads the file, then needs an exclusive lock. When two connections both hold the read
+        lock and want to upgrade, SQLite breaks the deadlock by answering "database is locked" at once,
+        without waiting out the busy timeout (four processes creating one bank at once failed so in CI).
+        The file lock keeps our own openers from racing; the retry covers any other reader. A bank
+        already in WAL needs no switch: the mode is stored in the file.
+        """
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        deadline = time.monotonic() + busy_timeout_s
+        with self._file_lock:
+            while True:
+                try:
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
 
     def _init_meta(self, embedder: Embedder | None, index: str | IndexConfig | None) -> None:
         with self._file_lock:
