@@ -64,12 +64,31 @@ def by_id(driver, name):
 def follow(driver, element) -> None:
     """Click a link or a submit button and wait until the browser has left the page (a click does not wait)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 20).until(lambda _: left(page))
+
+
+def left(page) -> bool:
+    """Whether the browser has left the page whose <html> element is `page`.
+
+    Chrome answers a question about an element of a page it is leaving with "stale element" or, caught
+    mid-navigation, with an inspector error that the node "does not belong to the document" (a CI
+    failure); both mean the page is gone.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 def shot(driver, name: str) -> None:
