@@ -98,19 +98,18 @@ def run_level(location: str, writers: int, searchers: int, cases: int, batch: in
     """One level on a new bank at `location` (a SQLite file or a PostgreSQL URL with its own schema)."""
     from memento import Case, CaseBank
 
-    path = str(location)
-    with CaseBank.open(path) as bank:  # created before the processes start, so none races to create it
+    with CaseBank.open(location) as bank:  # created before the processes start, so none races to create it
         bank.add(Case(id="seed", task="seed case"), vector=_vectors(0, 1)[0])
     context = mp.get_context("spawn")
     with context.Manager() as manager:
         acknowledged, errors, latencies, stop = manager.list(), manager.list(), manager.list(), manager.Event()
         spans, ready = manager.list(), manager.list()
-        readers = [context.Process(target=_searcher, args=(path, s, stop, latencies, errors, ready))
+        readers = [context.Process(target=_searcher, args=(location, s, stop, latencies, errors, ready))
                    for s in range(searchers)]
         for reader in readers:
             reader.start()
         _wait_until_searching(readers, ready)
-        writing = [context.Process(target=_writer, args=(path, w, cases, batch, acknowledged, errors, spans))
+        writing = [context.Process(target=_writer, args=(location, w, cases, batch, acknowledged, errors, spans))
                    for w in range(writers)]
         for process in writing:
             process.start()
@@ -124,7 +123,7 @@ def run_level(location: str, writers: int, searchers: int, cases: int, batch: in
         # Only the searches made while the writers wrote: that is the load being measured.
         latencies = sorted(latency for at, latency in latencies if began <= at <= ended)
     seconds = ended - began
-    with CaseBank.open(path) as bank:
+    with CaseBank.open(location) as bank:
         stored = {case.id for case in bank.iter_cases()}
     lost = [i for i in acknowledged if i not in stored]
     return {

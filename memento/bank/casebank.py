@@ -108,9 +108,9 @@ class CaseBank(SQLiteCases, ChangeLogIndex, SQLitePolicyTables):
     def _enable_wal(self, busy_timeout_s: float) -> None:
         """Switch a new bank file to WAL once, under the file lock, retrying while others hold it.
 
-        The switch reads the file, then needs an exclusive lock. When two connections both hold the read
-        lock and want to upgrade, SQLite breaks the deadlock by answering "database is locked" at once,
-        without waiting out the busy timeout (four processes creating one bank at once failed so in CI).
+        The switch needs an exclusive lock. While another connection holds the write lock on a file still
+        in rollback mode, SQLite answers "database is locked" at once, without waiting out the busy timeout
+        (four processes creating one bank at once failed so in CI; tests/bank/test_wal_switch.py).
         The file lock keeps our own openers from racing; the retry covers any other reader. A bank
         already in WAL needs no switch: the mode is stored in the file.
         """
