@@ -118,7 +118,8 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         super().__init__(bank, config, share=share)
         self.rng = np.random.default_rng(self.config.seed)
         self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
-                                     self.config.test_episodes, self.config.test_margin, self.config.min_similarity)
+                                     self.config.test_episodes, self.config.test_margin, self.config.min_similarity,
+                                     seed=self.config.seed)
         self.changes = 0
         """Changes confirmed since the policy was created."""
 
@@ -214,11 +215,12 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
             entries = self.entries.get(case_id)
             if entries is not None:
                 stats[case_id] = (int(entries.visits.sum()), float(entries.visits @ entries.q))
-        changed = self.monitor.observe(state.embedding, state.episode_id, case_ids, reward, stats)
-        if changed is None:
+        change = self.monitor.observe(state.embedding, state.episode_id, case_ids, reward, stats)
+        if change is None:
             return
+        # The entries are running means, with no timeline to cut at the change's start: they all go.
         around = self._candidates(state, self.config.candidates, namespace)
-        forget = sorted(({c.id for c in around.cases} | changed) & set(self.entries))
+        forget = sorted(({c.id for c in around.cases} | change.case_ids) & set(self.entries))
         self.bank.delete_episodic_entries(self.config.name, forget)
         for case_id in forget:
             del self.entries[case_id]

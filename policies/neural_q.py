@@ -37,7 +37,7 @@ Evidence, transfer and change. What the network says about a case it has little 
 is a guess, and on a family of tasks it never trained on an arbitrary one. So the score used to
 select, Q'(s, c) = w Q(s, c) + (1 - w) prior(s, c), backs off to a similarity prior with
 w = n / (n + prior_shows), n the times c was shown for tasks like s (`backed_off`): with no
-evidence the policy ranks as similarity does, and cannot fall below it. Three mechanisms make
+evidence the policy ranks as similarity does, and cannot fall below it. Four mechanisms make
 it follow a world that changes (a tool or site changes, an answer goes stale):
 
 - a per-case residual added to Q, one SGD step per recorded outcome (`residual_lr`), which
@@ -55,7 +55,15 @@ it follow a world that changes (a tool or site changes, an answer goes stale):
   since (until then a forgotten case's learned score is the prior plus its residual, fitted to
   fresh outcomes only: with a fixed number of steps alone, the network's old view of a case the
   prior seldom picks came back and the policy picked it again); a false alarm costs the test episodes and nothing else,
-  which is what lets the suspicion level be low.
+  which is what lets the suspicion level be low. What is forgotten is what was recorded before
+  the change began (the CUSUM's estimate of when): the failures that revealed it and the
+  episodes that tested it are evidence of the world as it is now, and stay;
+- probing the prior (`prior_duel`, `policies/prior_duel.py`): where the policy had learned
+  little, a change leaves its exploring outcomes about as poor as before and no sum rises,
+  though the prior's picks may now be the best. Per region, discounted Thompson sampling
+  between the policy's picks and the prior's decides which a learning episode shows, and
+  selection without exploration follows the prior where its recent record is 95 % sure to be
+  better; the cost is the probes' share of learning episodes.
 
 How far this gets is measured by the flip variant of `python -m memento.evals.policy_curve` (see the
 README).
@@ -150,6 +158,8 @@ class NeuralQConfig(LearnedConfig):
     """How many of the latest recorded steps count as recent."""
     residual_lr: float = 0.3
     """Step of the per-case residual added to Q: it follows outcomes at once while the network catches up; 0 = off."""
+    prior_duel: bool = True
+    """Probe the similarity prior's picks in learning episodes, and follow them where they lately did better (`PriorDuel`)."""
     torch_threads: int = 1
     """Torch threads while scoring and learning: the network is tiny, so more threads only add overhead."""
 
@@ -220,7 +230,8 @@ class NeuralQPolicy(CaseSelectionPolicy):
         """case id -> `recorded` count until which the network's score of a case forgotten after a change is not used."""
         super().__init__(bank, config, share=share)
         self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
-                                     self.config.test_episodes, self.config.test_margin, self.config.evidence_similarity)
+                                     self.config.test_episodes, self.config.test_margin, self.config.evidence_similarity,
+                                     duel=self.config.prior_duel, seed=self.config.seed)
         self.rng = np.random.default_rng(self.config.seed)
 
     def _on_bind(self, bank: Any) -> None:
@@ -256,6 +267,8 @@ class NeuralQPolicy(CaseSelectionPolicy):
             chosen = top_k(candidates.similarities, k)
         elif explore:
             chosen = sample_without_replacement(scores / self.config.alpha, k, self.rng)
+        elif self.monitor.prefers_prior(state.embedding):
+            chosen = top_k(candidates.similarities, k)  # lately the prior's picks did better here
         else:
             chosen = top_k(scores, k)
         return [Selection(case=candidates.cases[i], score=float(scores[i]),
@@ -346,12 +359,15 @@ class NeuralQPolicy(CaseSelectionPolicy):
                 transition, next_state=next_state.embedding, next_ids=tuple(c.id for c in following.cases),
                 next_vectors=following.vectors, next_features=self.features(following.cases, following.similarities),
             )
+        # The change monitor compares this outcome with the shown cases' record before it.
+        before = {c: self.replay.stats[c] for c in transition.case_ids if c in self.replay.stats}
+        self.replay.add(transition)
+        transition = self.replay.transitions[-1]  # with its row id, the monitor's clock
         if done and cases:
             if self.config.residual_lr > 0:
                 self._follow_outcome(transition)
             if self.config.change_threshold > 0:
-                self._watch_for_change(state, transition, namespace)
-        self.replay.add(transition)
+                self._watch_for_change(state, transition, namespace, before)
         self.recorded += 1
 
     def absorb(self, transitions: Sequence[Transition]) -> None:
@@ -368,11 +384,11 @@ class NeuralQPolicy(CaseSelectionPolicy):
             if self.config.change_threshold > 0:
                 state = TaskState(task=f"episode {transition.episode_id}", embedding=transition.state,
                                   episode_id=transition.episode_id)
-                self._watch_for_change(state, transition, None)
+                self._watch_for_change(state, transition, None, self.replay.stats)
             self.recorded += 1
 
-    def _follow_outcome(self, transition: Transition) -> None:
-        """One SGD step of the per-case residuals on this outcome's cross-entropy.
+    def _follow_outcome(self, transition: Transition, only: set[str] | None = None) -> None:
+        """One SGD step of the per-case residuals on this outcome's cross-entropy (of the cases in `only`, if given).
 
         The network learns slowly from minibatches over the whole buffer; the residual moves each
         shown case's score by residual_lr * (r - p) at once, where p is the predicted chance of
@@ -391,36 +407,48 @@ class NeuralQPolicy(CaseSelectionPolicy):
         else:
             predicted = 1.0 / (1.0 + np.exp(-(baseline + q + residuals)))
         for case_id, value, p in zip(transition.case_ids, residuals, predicted):
-            self.residual[case_id] = float(np.clip(value + self.config.residual_lr * (transition.reward - p), -4.0, 4.0))
+            if only is None or case_id in only:
+                self.residual[case_id] = float(np.clip(value + self.config.residual_lr * (transition.reward - p), -4.0, 4.0))
 
-    def _watch_for_change(self, state: TaskState, transition: Transition, namespace: tuple[str, ...] | None) -> None:
+    def _watch_for_change(self, state: TaskState, transition: Transition, namespace: tuple[str, ...] | None,
+                          before: dict[str, tuple[int, float]]) -> None:
         """Feed the outcome to the change monitor; on a confirmed change, forget what is known around `state`.
 
-        The steps and statistics of every candidate of the state are dropped (`ReplayBuffer.forget`)
-        with their residuals: their scores fall back to the similarity prior (`backed_off`), and the
-        network relearns them from fresh, recent-weighted minibatches.
+        Every candidate of the state forgets the steps recorded before the change began (the
+        CUSUM's estimate, `Change.since`), its statistics and its residual: its score falls back to
+        the similarity prior (`backed_off`) plus what the steps since the change say, and the
+        network relearns it from fresh, recent-weighted minibatches. The steps since the change
+        (the failures that revealed it, the episodes that tested it) are kept: they are the only
+        evidence there is of the world as it is now.
         """
-        changed = self.monitor.observe(state.embedding, state.episode_id, transition.case_ids, transition.reward,
-                                       self.replay.stats)
-        if changed is None:
+        change = self.monitor.observe(state.embedding, state.episode_id, transition.case_ids, transition.reward,
+                                      before, clock=transition.row_id)
+        if change is None:
             return
         around = self._candidates(state, self.config.candidates, namespace)
-        self.forget({c.id for c in around.cases} | changed)
+        since = transition.row_id if change.since is None else change.since
+        self.forget({c.id for c in around.cases} | change.case_ids, since=since)
         self.changes += 1
 
-    def forget(self, case_ids: set[str] | Sequence[str]) -> None:
+    def forget(self, case_ids: set[str] | Sequence[str], *, since: int | None = None) -> None:
         """Drop what is known about these cases (steps, statistics, residuals), as after a confirmed change.
 
         Their scores fall back to the similarity prior, and what the network says of them is stale
-        until `recent_window` more steps have passed and each has `STALE_SHOWS` fresh shows (`_stale`). The change detector calls this; so can a
-        caller that knows a change happened (a tool was replaced, a site moved).
+        until `recent_window` more steps have passed and each has `STALE_SHOWS` fresh shows (`_stale`).
+        With `since` (a replay row id) the steps from that one on are kept, and the residuals are
+        refitted to them alone. The change detector calls this with the change's estimated start;
+        so can a caller that knows a change happened (a tool was replaced, a site moved), without.
         """
         forget = set(case_ids)
-        self.replay.forget(forget)
+        self.replay.forget(forget, before=since)
         self.monitor.reset(forget)
         for case_id in forget:
             self.residual.pop(case_id, None)
             self.stale_until[case_id] = self.recorded + self.config.recent_window
+        if since is not None and self.config.residual_lr > 0:
+            for transition in self.replay.transitions:
+                if transition.row_id >= since and transition.done and forget.intersection(transition.case_ids):
+                    self._follow_outcome(transition, only=forget)
 
     # -- learning ---------------------------------------------------------------------------------
 

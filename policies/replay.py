@@ -115,18 +115,32 @@ class ReplayBuffer:
             indices = np.concatenate([indices, rng.integers(size - window, size, size=recent)])
         return [self.transitions[i] for i in indices]
 
-    def forget(self, case_ids: Iterable[str]) -> int:
-        """Delete every step that showed one of `case_ids`, and their statistics; returns the steps dropped."""
+    def forget(self, case_ids: Iterable[str], *, before: int | None = None) -> int:
+        """Delete the steps that showed one of `case_ids`, and their statistics; returns the steps dropped.
+
+        With `before` (a row id) only the steps recorded before it go: the later ones stay, and
+        the cases' statistics are counted again from them (those in the buffer: what aged out of
+        it before the change is gone with the rest).
+        """
         gone = set(case_ids)
-        dropped = [t for t in self.transitions if gone.intersection(t.case_ids)]
-        self.bank.forget_replay(self.policy, row_ids=[t.row_id for t in dropped], case_ids=gone)
-        if dropped:
-            self.transitions = deque(t for t in self.transitions if not gone.intersection(t.case_ids))
+        dropped = [t for t in self.transitions if gone.intersection(t.case_ids) and (before is None or t.row_id < before)]
+        dropped_ids = {t.row_id for t in dropped}
+        kept = deque(t for t in self.transitions if t.row_id not in dropped_ids)
+        stats: dict[str, tuple[int, float]] = {}
+        if before is not None:
+            for transition in kept:
+                for case_id in gone.intersection(transition.case_ids):
+                    shown, total = stats.get(case_id, (0, 0.0))
+                    stats[case_id] = (shown + 1, total + transition.reward)
+        self.bank.forget_replay(self.policy, row_ids=sorted(dropped_ids), case_ids=gone, stats=stats)
+        self.transitions = kept
         for transition in dropped:
             self._count_states(transition, -1.0)
         for case_id in gone:
             self.stats.pop(case_id, None)
-            self.state_sums.pop(case_id, None)
+            if case_id not in stats:
+                self.state_sums.pop(case_id, None)
+        self.stats.update(stats)
         return len(dropped)
 
     # -- loading ----------------------------------------------------------------------------------

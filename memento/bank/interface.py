@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import IO, Any, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -182,8 +182,10 @@ class Bank(Protocol):
     def case_stats(self, policy: str) -> dict[str, tuple[int, float]]:
         """case id -> (times shown, sum of the rewards it was shown with), for `policy`."""
 
-    def forget_replay(self, policy: str, *, row_ids: Iterable[int], case_ids: Iterable[str]) -> None:
-        """Delete these steps and the statistics of these cases, in one transaction."""
+    def forget_replay(self, policy: str, *, row_ids: Iterable[int], case_ids: Iterable[str],
+                      stats: Mapping[str, tuple[int, float]] | None = None) -> None:
+        """Delete these steps and the statistics of these cases, and store `stats` (case id ->
+        (times shown, reward sum)) as the new statistics of some of them, in one transaction."""
 
     def episodic_entries(self, policy: str) -> list[EpisodicEntry]:
         """Every episodic-control entry of `policy`, in the order they were added."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -156,12 +156,15 @@ class SQLitePolicyTables:
             rows = conn.execute(f"SELECT case_id, shown, reward_sum FROM {STATS_TABLE} WHERE policy = ?", (policy,)).fetchall()
         return {case_id: (int(shown), float(total)) for case_id, shown, total in rows}
 
-    def forget_replay(self, policy: str, *, row_ids: Iterable[int], case_ids: Iterable[str]) -> None:
-        """Delete these steps and these cases' statistics, in one transaction."""
+    def forget_replay(self, policy: str, *, row_ids: Iterable[int], case_ids: Iterable[str],
+                      stats: Mapping[str, tuple[int, float]] | None = None) -> None:
+        """Delete these steps and these cases' statistics, then store `stats` as new ones, in one transaction."""
         with self._policy_write() as conn:
             conn.executemany(f"DELETE FROM {REPLAY_TABLE} WHERE id = ? AND policy = ?", [(int(i), policy) for i in row_ids])
             conn.executemany(f"DELETE FROM {STATS_TABLE} WHERE policy = ? AND case_id = ?",
                              [(policy, case_id) for case_id in sorted(set(case_ids))])
+            conn.executemany(f"INSERT OR REPLACE INTO {STATS_TABLE} (policy, case_id, shown, reward_sum) VALUES (?, ?, ?, ?)",
+                             [(policy, case_id, int(shown), float(total)) for case_id, (shown, total) in sorted((stats or {}).items())])
 
     # -- episodic entries -----------------------------------------------------------------------
 

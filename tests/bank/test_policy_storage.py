@@ -51,6 +51,15 @@ def test_replay_rows_stats_and_forget(make_bank):
     assert bank.policy_names() == ["other", "p"]
 
 
+def test_forget_replay_can_store_the_statistics_counted_again_from_the_steps_kept(make_bank):
+    bank = make_bank()
+    first = bank.append_replay(step(ids=("a", "b"), reward=1.0))
+    kept = bank.append_replay(step(ids=("a",), reward=0.0))
+    bank.forget_replay("p", row_ids=[first], case_ids=["a", "b"], stats={"a": (1, 0.0)})
+    assert [r.row_id for r in bank.replay_rows("p", limit=10, n_features=3)] == [kept]
+    assert bank.case_stats("p") == {"a": (1, 0.0)}
+
+
 def test_episodic_entries_insert_update_delete(make_bank):
     bank = make_bank()
     state = np.arange(4, dtype=np.float32)

@@ -68,3 +68,16 @@ def test_a_region_notices_a_drop_that_no_single_case_sees_long_enough():
     assert levels[-1] > config.change_threshold, levels
     assert regions.detector.sums.get("region:1", 0.0) < config.suspect_threshold, "the other region saw no change"
     assert len(regions.anchors) == 2
+
+
+def test_a_change_is_dated_where_the_sum_last_started_rising():
+    """CUSUM's change-point estimate: the step after the sum was last zero, so what came after it can be kept."""
+    detector = default_detector()
+    stats = {"c": (20, 14.0)}  # a case that succeeded 70 % of the time
+    for clock in range(10):
+        detector.observe(["c"], 1.0, stats, clock)
+    assert detector.since(["c"]) is None, "successes keep the sum at zero: nothing is rising"
+    crossed = [detector.observe(["c"], 0.0, stats, clock) for clock in range(10, 20)]
+    assert any(crossed) and detector.since(["c"]) == 10
+    detector.reset(["c"])
+    assert detector.since(["c"]) is None

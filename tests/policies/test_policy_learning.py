@@ -140,8 +140,9 @@ def test_a_run_of_failures_where_successes_were_the_rule_forgets_the_neighbourho
     state = env.state(task)
     shown = [s.case.id for s in policy.select(state, k=3)]
     rng = np.random.default_rng(0)
-    for _ in range(40):
-        policy.record(state, shown, float(rng.random() < 0.9))
+    rewards = [float(rng.random() < 0.9) for _ in range(40)]
+    for reward in rewards:
+        policy.record(state, shown, reward)
         policy.update()
     assert policy.changes == 0, "the usual failures of a 90% set are not a change"
     assert all(policy.replay.stats[c][0] == 40 for c in shown)
@@ -150,10 +151,17 @@ def test_a_run_of_failures_where_successes_were_the_rule_forgets_the_neighbourho
         if policy.changes:
             break
     assert policy.changes == 1 and failures <= 6
+    rewards += [0.0] * failures
     neighbourhood = {c.id for c in policy._candidates(state, policy.config.candidates, None).cases}
-    # Forgotten: everything but the failure that revealed the change, which is fresh evidence.
-    assert {c: policy.replay.stats[c] for c in neighbourhood & set(policy.replay.stats)} == {c: (1, 0.0) for c in shown}
-    assert [t.reward for t in policy.replay.transitions if set(t.case_ids) & neighbourhood] == [0.0]
+    # Forgotten: every step before the CUSUM's rise began; kept: the steps since, which hold the failures
+    # that revealed the change (fresh evidence), and the statistics and residuals are counted from them alone.
+    kept = [t.reward for t in policy.replay.transitions if set(t.case_ids) & neighbourhood]
+    assert failures <= len(kept) < 10 and kept == rewards[-len(kept):], kept
+    assert {c: policy.replay.stats[c] for c in neighbourhood & set(policy.replay.stats)} == {
+        c: (len(kept), sum(kept)) for c in shown}
+    assert all(policy.residual[c] < 0 for c in shown), "refitted to a run of mostly failures"
+    stored = env.bank.case_stats(policy.config.name)
+    assert {c: stored.get(c) for c in neighbourhood} == {c: policy.replay.stats.get(c) for c in neighbourhood}
     assert not policy.residual.keys() & (neighbourhood - set(shown))
 
 

@@ -9,7 +9,7 @@ losing an update.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 
 from memento.bank.arguments import check_page
@@ -59,12 +59,17 @@ class PostgresPolicyTables:
                                 (policy,)).fetchall()
         return {case_id: (int(shown), float(total)) for case_id, shown, total in rows}
 
-    def forget_replay(self, policy: str, *, row_ids: Iterable[int], case_ids: Iterable[str]) -> None:
-        """Delete these steps and these cases' statistics, in one transaction."""
+    def forget_replay(self, policy: str, *, row_ids: Iterable[int], case_ids: Iterable[str],
+                      stats: Mapping[str, tuple[int, float]] | None = None) -> None:
+        """Delete these steps and these cases' statistics, then store `stats` as new ones, in one transaction."""
         with self._transaction() as conn:
             conn.execute("DELETE FROM policy_replay WHERE policy = %s AND id = ANY(%s)", (policy, [int(i) for i in row_ids]))
             conn.execute("DELETE FROM policy_case_stats WHERE policy = %s AND case_id = ANY(%s)",
                          (policy, sorted(set(case_ids))))
+            for case_id, (shown, total) in sorted((stats or {}).items()):
+                conn.execute("INSERT INTO policy_case_stats (policy, case_id, shown, reward_sum) VALUES (%s, %s, %s, %s) "
+                             "ON CONFLICT (policy, case_id) DO UPDATE SET shown = excluded.shown, reward_sum = excluded.reward_sum",
+                             (policy, case_id, int(shown), float(total)))
 
     def episodic_entries(self, policy: str) -> list[EpisodicEntry]:
         """Every entry of `policy`, in the order they were added."""
