@@ -159,7 +159,8 @@ class NeuralQConfig(LearnedConfig):
     residual_lr: float = 0.3
     """Step of the per-case residual added to Q: it follows outcomes at once while the network catches up; 0 = off."""
     prior_duel: bool = True
-    """Probe the similarity prior's picks in learning episodes, and follow them where they lately did better (`PriorDuel`)."""
+    """Probe the similarity prior's picks in learning episodes, and follow them where they lately did better
+    (`PriorDuel`); part of change detection, so off when change_threshold is 0."""
     torch_threads: int = 1
     """Torch threads while scoring and learning: the network is tiny, so more threads only add overhead."""
 
@@ -231,7 +232,8 @@ class NeuralQPolicy(CaseSelectionPolicy):
         super().__init__(bank, config, share=share)
         self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
                                      self.config.test_episodes, self.config.test_margin, self.config.evidence_similarity,
-                                     duel=self.config.prior_duel, seed=self.config.seed)
+                                     duel=self.config.prior_duel and self.config.change_threshold > 0,
+                                     seed=self.config.seed)
         self.rng = np.random.default_rng(self.config.seed)
 
     def _on_bind(self, bank: Any) -> None:
