@@ -133,11 +133,9 @@ class RegionDetector:
 
     def region(self, state: np.ndarray) -> int:
         """The index of the region `state` falls in (a new one if none is near enough)."""
-        if self.anchors:
-            similarities = np.stack(self.anchors) @ state
-            best = int(np.argmax(similarities))
-            if similarities[best] >= self.locality:
-                return best
+        index = self.nearest(state)
+        if index is not None:
+            return index
         self.anchors.append(np.asarray(state, dtype=np.float32))
         self.shown.append(0)
         self.rewards.append(0.0)
@@ -153,7 +151,10 @@ class RegionDetector:
 
     def observe(self, state: np.ndarray, reward: float, clock: int = 0) -> tuple[str, float]:
         """Count one outcome in the region of `state`; returns the region's key and its sum."""
-        index = self.region(state)
+        return self.count(self.region(state), reward, clock)
+
+    def count(self, index: int, reward: float, clock: int = 0) -> tuple[str, float]:
+        """Count one outcome in region `index`; returns the region's key and its sum."""
         key = f"region:{index}"
         self.detector.observe([key], reward, {key: (self.shown[index], self.rewards[index])}, clock)
         self.shown[index] += 1
@@ -228,7 +229,7 @@ class ChangeMonitor:
             return self._watch(state, case_ids, reward, stats, clock)
         # The episode showed the prior's picks: a probe of the duel, and perhaps a suspect's test.
         if self.duel is not None:
-            self.duel.observe(self.regions.region(state), reward, True)
+            self.duel.observe(self.regions.region(state) if probed is None else probed, reward, True)
         if suspect is None or not any(s is suspect for s in self.suspects):
             return None
         suspect.rewards.append(reward)
@@ -248,9 +249,10 @@ class ChangeMonitor:
         """Count an outcome of the policy's own picks: the sums, the duel, and perhaps a new suspect."""
         if self.detector.observe(case_ids, reward, stats, clock):
             return self._confirmed(set(case_ids), self.detector.since(case_ids))
-        region, region_level = self.regions.observe(state, reward, clock)
+        index = self.regions.region(state)
+        region, region_level = self.regions.count(index, reward, clock)
         if self.duel is not None:
-            self.duel.observe(self.regions.region(state), reward, False)
+            self.duel.observe(index, reward, False)
         level = max((self.detector.sums.get(c, 0.0) for c in case_ids), default=0.0)
         if 0 < self.suspect_threshold < max(level, region_level) and self._near(state) is None:
             references = [self.detector.recent.get(c, 0.5) for c in case_ids]

@@ -118,8 +118,7 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         super().__init__(bank, config, share=share)
         self.rng = np.random.default_rng(self.config.seed)
         self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
-                                     self.config.test_episodes, self.config.test_margin, self.config.min_similarity,
-                                     seed=self.config.seed)
+                                     self.config.test_episodes, self.config.test_margin, self.config.min_similarity)
         self.changes = 0
         """Changes confirmed since the policy was created."""
 

@@ -84,9 +84,7 @@ class ReplayBuffer:
         if dropped is not None:
             self._count_states(dropped, -1.0)
         self._count_states(transition, 1.0)
-        for case_id in transition.case_ids:
-            shown, total = self.stats.get(case_id, (0, 0.0))
-            self.stats[case_id] = (shown + 1, total + transition.reward)
+        _tally(self.stats, transition, transition.case_ids)
 
     def shown_where(self, case_id: str) -> np.ndarray | None:
         """The unit mean of the states `case_id` was shown for (None if no step in the buffer showed it)."""
@@ -127,11 +125,8 @@ class ReplayBuffer:
         dropped_ids = {t.row_id for t in dropped}
         kept = deque(t for t in self.transitions if t.row_id not in dropped_ids)
         stats: dict[str, tuple[int, float]] = {}
-        if before is not None:
-            for transition in kept:
-                for case_id in gone.intersection(transition.case_ids):
-                    shown, total = stats.get(case_id, (0, 0.0))
-                    stats[case_id] = (shown + 1, total + transition.reward)
+        for transition in kept:  # without `before` none of them showed a forgotten case
+            _tally(stats, transition, gone.intersection(transition.case_ids))
         self.bank.forget_replay(self.policy, row_ids=sorted(dropped_ids), case_ids=gone, stats=stats)
         self.transitions = kept
         for transition in dropped:
@@ -191,6 +186,13 @@ class ReplayBuffer:
             episode_id=row.episode_id,
             row_id=row.row_id,
         )
+
+
+def _tally(stats: dict[str, tuple[int, float]], transition: Transition, case_ids: Iterable[str]) -> None:
+    """Count `transition` as one more show of each of `case_ids`, with its reward."""
+    for case_id in case_ids:
+        shown, total = stats.get(case_id, (0, 0.0))
+        stats[case_id] = (shown + 1, total + transition.reward)
 
 
 def _stack(vectors: list[np.ndarray], dim: int) -> np.ndarray:
