@@ -18,7 +18,9 @@ The learned policies also run with the settings they had before issue 12 (`*-bef
 what the back-off to similarity, the change handling and the episodic-control kernel repair
 changed. In the flip variant `neural-told` is the neural policy told where and when the change
 happened (it forgets the flipped families' cases at the flip, skipping detection): how far it
-gets bounds what better change detection could buy.
+gets bounds what better change detection could buy. `neural-eager` lowers the duel's
+`prior_confidence` to 0.5: it trades a faster switch after a change for false switches where
+nothing changed, and shows that trade in all three variants.
 
 The score is the expected success (the mean chance of success of the chosen sets over the
 tasks, free of Bernoulli noise). Every policy sees the same envs and seeds; intervals are 95 %
@@ -59,6 +61,7 @@ BASELINES = {
 LEARNED = {
     "neural": "neural soft-Q, set-model credit",
     "neural-copy": "neural soft-Q, copy-the-reward credit",
+    "neural-eager": "neural soft-Q, prior_confidence 0.5 (follows the prior on an even record)",
     "episodic": "episodic control (kernel)",
 }
 BEFORE = {
@@ -90,6 +93,8 @@ def make(name: str, bank, seed: int):
         return NeuralQPolicy(bank, NeuralQConfig(seed=seed, prior_shows=0))
     if name == "neural-told":
         return NeuralQPolicy(bank, NeuralQConfig(name=name, seed=seed))
+    if name == "neural-eager":
+        return NeuralQPolicy(bank, NeuralQConfig(name=name, seed=seed, prior_confidence=0.5))
     if name == "neural-before":
         return NeuralQPolicy(bank, NeuralQConfig(name=name, seed=seed, prior_shows=0, residual_lr=0, recent_fraction=0,
                                                  change_threshold=0))

@@ -27,7 +27,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from memento.policies.prior_duel import PriorDuel
+from memento.policies.prior_duel import CONFIDENCE as PRIOR_CONFIDENCE, PriorDuel
 
 MIN_SHOWN = 5
 """A case's outcomes are watched once it has been shown this often."""
@@ -185,10 +185,11 @@ class ChangeMonitor:
     """
 
     def __init__(self, threshold: float, drop: float, suspect_threshold: float, test_episodes: int,
-                 margin: float, locality: float, *, duel: bool = False, seed: int = 0):
+                 margin: float, locality: float, *, duel: bool = False, seed: int = 0,
+                 confidence: float = PRIOR_CONFIDENCE):
         self.detector = ChangeDetector(threshold, drop)
         self.regions = RegionDetector(threshold, drop, locality)
-        self.duel = PriorDuel(seed) if duel else None
+        self.duel = PriorDuel(seed, confidence) if duel else None
         self._probing: dict[str, int] = {}
         """episode id -> the region its selection probes."""
         self.suspect_threshold = suspect_threshold

@@ -62,8 +62,9 @@ it follow a world that changes (a tool or site changes, an answer goes stale):
   little, a change leaves its exploring outcomes about as poor as before and no sum rises,
   though the prior's picks may now be the best. Per region, discounted Thompson sampling
   between the policy's picks and the prior's decides which a learning episode shows, and
-  selection without exploration follows the prior where its recent record is 95 % sure to be
-  better; the cost is the probes' share of learning episodes.
+  selection without exploration follows the prior where its recent record is `prior_confidence`
+  (95 %) sure to be better; the cost is the probes' share of learning episodes, and at a lower
+  `prior_confidence` switches that a lucky run of probes causes where nothing changed.
 
 How far this gets is measured by the flip variant of `python -m memento.evals.policy_curve` (see the
 README).
@@ -161,6 +162,9 @@ class NeuralQConfig(LearnedConfig):
     prior_duel: bool = True
     """Probe the similarity prior's picks in learning episodes, and follow them where they lately did better
     (`PriorDuel`); part of change detection, so off when change_threshold is 0."""
+    prior_confidence: float = 0.95
+    """How sure a region's record must make the duel that the prior's picks do better before selection follows
+    them, in [0.5, 1): lower follows sooner after a change and is fooled more often where nothing changed."""
     torch_threads: int = 1
     """Torch threads while scoring and learning: the network is tiny, so more threads only add overhead."""
 
@@ -177,6 +181,8 @@ class NeuralQConfig(LearnedConfig):
             (-1 <= self.evidence_similarity <= 1, "evidence_similarity must be a cosine in [-1, 1]"),
             (0 <= self.recent_fraction <= 1 and self.recent_window >= 1, "need 0 <= recent_fraction <= 1 and recent_window >= 1"),
             (self.residual_lr >= 0, "residual_lr must be non-negative"),
+            (0.5 <= self.prior_confidence < 1, "prior_confidence must be in [0.5, 1): below 0.5 it would follow a prior "
+                                               "that is likelier worse, and 1 never follows it (prior_duel=False does that)"),
         ]
         check_config(self, rules)
 
@@ -233,7 +239,7 @@ class NeuralQPolicy(CaseSelectionPolicy):
         self.monitor = ChangeMonitor(self.config.change_threshold, self.config.change_drop, self.config.suspect_threshold,
                                      self.config.test_episodes, self.config.test_margin, self.config.evidence_similarity,
                                      duel=self.config.prior_duel and self.config.change_threshold > 0,
-                                     seed=self.config.seed)
+                                     seed=self.config.seed, confidence=self.config.prior_confidence)
         self.rng = np.random.default_rng(self.config.seed)
 
     def _on_bind(self, bank: Any) -> None:

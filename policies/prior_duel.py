@@ -36,14 +36,17 @@ DISCOUNT = 0.9
 """Factor on a region's counts per outcome there: about its last 10 outcomes count, as in the change detector's averages."""
 
 CONFIDENCE = 0.95
-"""How sure a region's record must make it that the prior's picks do better before selection follows them."""
+"""The default of how sure a region's record must make it that the prior's picks do better before
+selection follows them (`NeuralQConfig.prior_confidence`). 0.5 follows whichever arm's posterior
+mean is higher: faster after a change, and more often fooled by a lucky run of probes."""
 
 
 class PriorDuel:
     """Per region, discounted Thompson sampling between a policy's own picks and the similarity prior's."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, confidence: float = CONFIDENCE):
         self.rng = np.random.default_rng([seed, 7])
+        self.confidence = confidence
         self.counts: dict[int, np.ndarray] = {}
         """region -> discounted [[policy successes, failures], [prior successes, failures]]."""
 
@@ -62,7 +65,7 @@ class PriorDuel:
         counts[int(probed), 0 if reward >= 0.5 else 1] += 1.0
 
     def prefers_prior(self, region: int | None) -> bool:
-        """Whether the record of `region` makes it at least CONFIDENCE sure that the prior's picks do better.
+        """Whether the record of `region` makes it at least `confidence` sure that the prior's picks do better.
 
         The chance that the prior's rate exceeds the policy's under their posteriors, by the normal
         approximation of the difference (deterministic: selecting draws nothing).
@@ -74,4 +77,4 @@ class PriorDuel:
         mean = a / (a + b)
         variance = a * b / ((a + b) ** 2 * (a + b + 1.0))
         z = (mean[1] - mean[0]) / math.sqrt(float(variance.sum()))
-        return 0.5 * math.erfc(-z / math.sqrt(2.0)) >= CONFIDENCE
+        return 0.5 * math.erfc(-z / math.sqrt(2.0)) >= self.confidence

@@ -1,7 +1,10 @@
 """The prior duel's claims: it seldom probes or switches where the prior does worse, and follows the prior soon after it turns better."""
 
 import numpy as np
+import pytest
 
+from memento.errors import ValidationError
+from memento.policies import make_policy
 from memento.policies.prior_duel import PriorDuel
 
 
@@ -43,3 +46,30 @@ def test_after_the_prior_turns_better_selection_follows_it_within_a_few_episodes
         assert not prefers[-50:].any(), f"seed {seed}: still following the prior once it was worse again"
         assert probed[300:360].mean() > probed[:300].mean(), "a better prior is probed more often"
     assert np.median(delays) <= 15, delays
+
+
+def delays_to_follow(confidence):
+    """Per seed, the region's episodes after the change of the test above until selection follows the prior."""
+    delays = []
+    for seed in range(20):
+        _, prefers = run(PriorDuel(seed, confidence), [(0.5, 0.2)] * 300 + [(0.1, 0.9)] * 60, seed)
+        after = np.flatnonzero(prefers[300:])
+        delays.append(after[0] if len(after) else 60)
+    return np.array(delays)
+
+
+def test_a_lower_confidence_follows_a_better_prior_sooner_and_a_close_worse_one_more_often():
+    assert np.median(delays_to_follow(0.5)) < np.median(delays_to_follow(0.95))
+    fooled = {}
+    for confidence in (0.5, 0.95):
+        # The prior's picks a little worse than the policy's: every switch to them is a mistake.
+        fooled[confidence] = np.mean([run(PriorDuel(seed, confidence), [(0.5, 0.4)] * 500, seed)[1].mean()
+                                      for seed in range(5)])
+    assert fooled[0.95] < fooled[0.5], fooled
+
+
+def test_the_policy_config_sets_the_duel_confidence_and_rejects_a_useless_one(env):
+    assert make_policy("neural", env.bank, prior_confidence=0.6).monitor.duel.confidence == 0.6
+    for value in (0.3, 1.0):
+        with pytest.raises(ValidationError, match=rf"prior_confidence={value}.*prior_confidence must be in \[0.5, 1\)"):
+            make_policy("neural", env.bank, name="other", prior_confidence=value)
