@@ -111,6 +111,7 @@ from memento.threads import torch_threads
 from memento.policies.base import (Candidates, CaseSelectionPolicy, Exclude, LearnedConfig, Selection, TaskState, check_config,
                            sample_without_replacement, top_k)
 from memento.policies.change_detection import ChangeMonitor
+from memento.policies.prior_duel import CONFIDENCE as PRIOR_CONFIDENCE
 from memento.policies.replay import ReplayBuffer, Transition
 
 FEATURES = ("cosine", "stored_reward", "log_age_days", "log_times_shown", "mean_reward_shown")
@@ -162,9 +163,9 @@ class NeuralQConfig(LearnedConfig):
     prior_duel: bool = True
     """Probe the similarity prior's picks in learning episodes, and follow them where they lately did better
     (`PriorDuel`); part of change detection, so off when change_threshold is 0."""
-    prior_confidence: float = 0.95
+    prior_confidence: float = PRIOR_CONFIDENCE
     """How sure a region's record must make the duel that the prior's picks do better before selection follows
-    them, in [0.5, 1): lower follows sooner after a change and is fooled more often where nothing changed."""
+    them, in [0.5, 1) (default 0.95): lower follows sooner after a change and is fooled more often where nothing changed."""
     torch_threads: int = 1
     """Torch threads while scoring and learning: the network is tiny, so more threads only add overhead."""
 
