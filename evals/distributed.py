@@ -19,8 +19,11 @@ writes the manifest, starts the learner and the workers of each pass, waits for 
 learner drain what is left, and writes the summary, report and plots as `run_eval` does.
 
 What is shared and what is not: cases, vectors, replay and per-case statistics are in the bank
-(atomic upserts, so concurrent workers lose no count); a worker's per-case residuals and change
-detector are its own until it loads the learner's next checkpoint, which carries the learner's.
+(atomic upserts, so concurrent workers lose no count); a worker's per-case residuals are its own
+until it loads the learner's next checkpoint, which carries the learner's. Its change monitor
+(the change sums, the prior duel) stays its own across reloads (`keep_watch`): only the worker
+knows which of its episodes probed the similarity prior, and a fresh monitor at every reload
+would never probe at all.
 Episodic control keeps its kernel entries in the bank, but a worker updates an entry from its own
 copy, so two workers updating the same entry at once keep the later write: distributed runs are
 meant for the neural policy. Within a pass the order in which an arm learns depends on timing,
@@ -193,6 +196,8 @@ class ActorPolicy(GuardedPolicy):
                 from memento.policies import load_policy
 
                 fresh = load_policy(self.checkpoint, self.bank, share=True)
+                # The learner never knows which of this worker's episodes probed the prior: keep the worker's watch.
+                fresh.keep_watch(self.policy)
                 self.policy.close()
                 self.policy, self.version = fresh, version
                 self.reloads += 1

@@ -263,6 +263,15 @@ class CaseSelectionPolicy(ABC):
         """Learn from what was recorded; returns metrics under namespaced keys (`losses/q_loss`)."""
         return {}
 
+    def keep_watch(self, previous: CaseSelectionPolicy) -> None:
+        """Take over what `previous`, the copy this one replaces, noticed itself and no checkpoint carries.
+
+        A worker of a distributed run replaces its copy whenever the learner saves a newer
+        checkpoint. What only the worker saw (which of its episodes probed the prior, the change
+        sums of its own outcomes) would restart with every reload. Nothing, for a policy that
+        watches nothing.
+        """
+
     def summary(self) -> dict[str, Any]:
         """What the policy has learned, in a few numbers (shown by `memento policy show`)."""
         return {"step": self.step}

@@ -202,6 +202,10 @@ class EpisodicControlPolicy(CaseSelectionPolicy):
         """Whether a step of `episode_id` was recorded: the bank notes it in the transaction that writes the entries."""
         return self._bank().episodic_recorded(self.config.name, episode_id)
 
+    def keep_watch(self, previous: CaseSelectionPolicy) -> None:
+        """The change monitor (its sums and suspects) and the change count of `previous`."""
+        self.monitor, self.changes = previous.monitor, previous.changes
+
     def _watch_for_change(self, state: TaskState, case_ids: list[str], reward: float,
                           namespace: tuple[str, ...] | None) -> None:
         """Feed the outcome to the change monitor; on a confirmed change, delete the entries around `state`.

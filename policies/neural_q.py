@@ -419,6 +419,11 @@ class NeuralQPolicy(CaseSelectionPolicy):
             if only is None or case_id in only:
                 self.residual[case_id] = float(np.clip(value + self.config.residual_lr * (transition.reward - p), -4.0, 4.0))
 
+    def keep_watch(self, previous: CaseSelectionPolicy) -> None:
+        """The change monitor (its sums, suspects and prior duel), the stale marks and the counters of `previous`."""
+        self.monitor, self.stale_until = previous.monitor, previous.stale_until
+        self.recorded, self.changes = previous.recorded, previous.changes
+
     def _watch_for_change(self, state: TaskState, transition: Transition, namespace: tuple[str, ...] | None,
                           before: dict[str, tuple[int, float]]) -> None:
         """Feed the outcome to the change monitor; on a confirmed change, forget what is known around `state`.

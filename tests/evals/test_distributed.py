@@ -110,3 +110,28 @@ def test_a_bank_url_with_a_password_is_refused_before_anything_is_written(tmp_pa
         config(tmp_path / "run", bank_url="postgresql://me:secret@db.example/memento")
     with pytest.raises(Exception, match="postgresql://"):
         config(tmp_path / "run", bank_url="sqlite:///x.db")
+
+
+def test_a_worker_keeps_its_own_prior_duel_when_it_reloads_the_learners_checkpoint(tmp_path):
+    """Only the worker knows which of its episodes probed similarity's picks; a reload used to forget them all."""
+    from memento.envs.case_usefulness import CaseUsefulnessEnv, UsefulnessEnvConfig
+    from memento.evals.distributed import ActorPolicy, write_progress
+    from memento.policies import make_policy
+
+    env = CaseUsefulnessEnv.create(tmp_path / "bank.db", UsefulnessEnvConfig(seed=0))
+    policy, similarity = make_policy("neural", env.bank), make_policy("similarity", env.bank)
+    checkpoint = policy.save(tmp_path / "policy.pt")
+    worker = ActorPolicy(policy, env.bank, checkpoint)
+    task = env.train_tasks[0]
+    prior_picks = [s.case.id for s in similarity.select(env.state(task), k=4)]
+    for _ in range(40):  # similarity's picks always succeed here, the policy's own never
+        state = env.state(task)
+        shown = [s.case.id for s in worker.select(state, k=4, explore=True)]
+        worker.record(state, shown, float(shown == prior_picks))
+        worker.update()
+    assert [s.case.id for s in worker.select(env.state(task), k=4)] == prior_picks
+    policy.save(checkpoint)
+    write_progress(checkpoint, 1, 0)  # as the learner does after each save
+    worker.update()
+    assert worker.policy is not policy and worker.reloads == 1
+    assert [s.case.id for s in worker.select(env.state(task), k=4)] == prior_picks, "the reloaded worker forgot its duel"

@@ -73,3 +73,12 @@ def test_the_policy_config_sets_the_duel_confidence_and_rejects_a_useless_one(en
     for value in (0.3, 1.0):
         with pytest.raises(ValidationError, match=rf"prior_confidence={value}.*prior_confidence must be in \[0.5, 1\)"):
             make_policy("neural", env.bank, name="other", prior_confidence=value)
+
+
+@pytest.mark.parametrize("name", ["neural", "episodic"])
+def test_a_copy_that_replaces_another_keeps_its_change_monitor(env, name):
+    previous = make_policy(name, env.bank)
+    previous.changes = 3
+    fresh = make_policy(name, env.bank, name=f"{name}-copy")
+    fresh.keep_watch(previous)
+    assert fresh.monitor is previous.monitor and fresh.changes == 3
